@@ -62,7 +62,11 @@ impl Decimal {
         let text = if scale == 0 {
             abs
         } else if abs.len() > scale {
-            format!("{}.{}", &abs[..abs.len() - scale], &abs[abs.len() - scale..])
+            format!(
+                "{}.{}",
+                &abs[..abs.len() - scale],
+                &abs[abs.len() - scale..]
+            )
         } else {
             format!("0.{}{}", "0".repeat(scale - abs.len()), abs)
         };
@@ -95,7 +99,11 @@ impl Decimal {
     /// `"-1050E-2"` for `"-10.50"`.
     pub fn canonical(&self) -> String {
         let p = self.parts();
-        let sign = if p.negative && p.digits != "0" { "-" } else { "" };
+        let sign = if p.negative && p.digits != "0" {
+            "-"
+        } else {
+            ""
+        };
         format!("{sign}{}E{}", p.digits, p.exponent)
     }
 
@@ -235,8 +243,8 @@ fn python_normalize(digits: &str, exponent: i64) -> (String, i64) {
         let first_dropped = digits[PYTHON_PRECISION];
         let rest_nonzero = digits[PYTHON_PRECISION + 1..].iter().any(|&d| d != b'0');
         let last_kept_odd = (kept[PYTHON_PRECISION - 1] - b'0') % 2 == 1;
-        let round_up = first_dropped > b'5'
-            || (first_dropped == b'5' && (rest_nonzero || last_kept_odd));
+        let round_up =
+            first_dropped > b'5' || (first_dropped == b'5' && (rest_nonzero || last_kept_odd));
         let mut kept = kept.to_vec();
         exponent += drop as i64;
         if round_up {
@@ -374,7 +382,9 @@ mod tests {
 
     #[test]
     fn keeps_text() {
-        for s in ["10.50", "-3.5", "100", "1E-7", "-1.45E+3", "0.000", ".5", "5.", "+2"] {
+        for s in [
+            "10.50", "-3.5", "100", "1E-7", "-1.45E+3", "0.000", ".5", "5.", "+2",
+        ] {
             assert_eq!(d(s).as_str(), s);
         }
     }
@@ -382,7 +392,8 @@ mod tests {
     #[test]
     fn rejects_non_numbers() {
         for s in [
-            "", "-", ".", "NaN", "Infinity", "1,5", "1.2.3", "1e", "1e+", " 1", "1 ", "0x10", "1E99999",
+            "", "-", ".", "NaN", "Infinity", "1,5", "1.2.3", "1e", "1e+", " 1", "1 ", "0x10",
+            "1E99999",
         ] {
             assert!(Decimal::parse(s).is_err(), "{s:?} should be refused");
         }

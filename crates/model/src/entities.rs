@@ -117,8 +117,9 @@ pub struct Currency(String);
 
 impl Currency {
     /// The codes HouseF3's enum knows.
-    pub const HOUSEF3: &'static [&'static str] =
-        &["USD", "EUR", "GBP", "CAD", "JPY", "AUD", "CHF", "CNY", "other"];
+    pub const HOUSEF3: &'static [&'static str] = &[
+        "USD", "EUR", "GBP", "CAD", "JPY", "AUD", "CHF", "CNY", "other",
+    ];
 
     pub fn parse(code: &str) -> Option<Self> {
         let iso = code.len() == 3 && code.bytes().all(|b| b.is_ascii_uppercase());
@@ -410,16 +411,23 @@ mod tests {
 
     #[test]
     fn missing_required_field_is_named() {
-        let err = serde_json::from_str::<Account>(r#"{"accountId":"x","accountType":"checking","createdAt":1,"updatedAt":2}"#)
-            .unwrap_err()
-            .to_string();
+        let err = serde_json::from_str::<Account>(
+            r#"{"accountId":"x","accountType":"checking","createdAt":1,"updatedAt":2}"#,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("accountName"), "{err}");
     }
 
     #[test]
     fn unknown_enum_is_refused_with_choices() {
-        let err = serde_json::from_str::<AccountType>("\"brokerage\"").unwrap_err().to_string();
-        assert!(err.contains("brokerage") && err.contains("credit_card"), "{err}");
+        let err = serde_json::from_str::<AccountType>("\"brokerage\"")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("brokerage") && err.contains("credit_card"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -440,9 +448,13 @@ mod tests {
     #[test]
     fn null_optional_reads_as_absent() {
         let f: FieldMapping =
-            serde_json::from_str(r#"{"sourceField":"a","targetField":"b","transformation":null}"#).unwrap();
+            serde_json::from_str(r#"{"sourceField":"a","targetField":"b","transformation":null}"#)
+                .unwrap();
         assert_eq!(f.transformation, None);
-        assert_eq!(serde_json::to_string(&f).unwrap(), r#"{"sourceField":"a","targetField":"b"}"#);
+        assert_eq!(
+            serde_json::to_string(&f).unwrap(),
+            r#"{"sourceField":"a","targetField":"b"}"#
+        );
     }
 
     #[test]

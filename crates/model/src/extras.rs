@@ -220,4 +220,3 @@ mod tests {
         assert!(Extras::from_json(r#"{"a":1,"a":2}"#).is_err());
     }
 }
-

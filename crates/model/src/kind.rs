@@ -7,9 +7,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::validate::{self, SchemaIssue};
-use crate::{
-    Account, AnalyticsRecord, Category, Decimal, FileMap, Transaction, TransactionFile,
-};
+use crate::{Account, AnalyticsRecord, Category, Decimal, FileMap, Transaction, TransactionFile};
 
 /// The six entity collections of a profile, in the order a restore writes them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -152,7 +150,11 @@ pub trait Entity: Serialize + DeserializeOwned + Clone + PartialEq + Send + Sync
     fn canonical_json(&self, strict: bool) -> String {
         let value = serde_json::to_value(self.comparable()).unwrap_or(serde_json::Value::Null);
         let mut out = String::new();
-        write_canonical(&value, if strict { &[] } else { EXPORT_DERIVED_KEYS }, &mut out);
+        write_canonical(
+            &value,
+            if strict { &[] } else { EXPORT_DERIVED_KEYS },
+            &mut out,
+        );
         out
     }
 }

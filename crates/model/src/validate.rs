@@ -60,7 +60,10 @@ impl Checker<'_> {
         if n < min {
             self.issue(field, "must not be empty");
         } else if n > max {
-            self.issue(field, format!("is {n} characters long; at most {max} are allowed"));
+            self.issue(
+                field,
+                format!("is {n} characters long; at most {max} are allowed"),
+            );
         }
         if value.chars().any(|c| c == '\0') {
             self.issue(field, "contains a NUL character");
@@ -105,7 +108,10 @@ pub const MAX_ID_LEN: usize = 128;
 
 pub fn validate_account(a: &Account) -> Vec<SchemaIssue> {
     let mut issues = Vec::new();
-    let mut c = Checker { issues: &mut issues, prefix: String::new() };
+    let mut c = Checker {
+        issues: &mut issues,
+        prefix: String::new(),
+    };
     c.uuid("accountId", &a.account_id);
     c.text("accountName", &a.account_name, 1, 100);
     c.opt_text("institution", a.institution.as_deref(), 100);
@@ -133,7 +139,10 @@ fn validate_assignment(c: &mut Checker<'_>, a: &CategoryAssignment) {
 
 pub fn validate_transaction(t: &Transaction) -> Vec<SchemaIssue> {
     let mut issues = Vec::new();
-    let mut c = Checker { issues: &mut issues, prefix: String::new() };
+    let mut c = Checker {
+        issues: &mut issues,
+        prefix: String::new(),
+    };
     c.uuid("transactionId", &t.transaction_id);
     c.uuid("accountId", &t.account_id);
     c.opt_uuid("fileId", t.file_id.as_deref());
@@ -149,7 +158,10 @@ pub fn validate_transaction(t: &Transaction) -> Vec<SchemaIssue> {
     c.millis("createdAt", t.created_at);
     c.millis("updatedAt", t.updated_at);
     for (i, a) in t.categories.iter().enumerate() {
-        let mut inner = Checker { issues: c.issues, prefix: format!("categories[{i}].") };
+        let mut inner = Checker {
+            issues: c.issues,
+            prefix: format!("categories[{i}]."),
+        };
         validate_assignment(&mut inner, a);
     }
     issues
@@ -172,7 +184,10 @@ fn validate_rule(c: &mut Checker<'_>, r: &CategoryRule) {
 
 pub fn validate_category(k: &Category) -> Vec<SchemaIssue> {
     let mut issues = Vec::new();
-    let mut c = Checker { issues: &mut issues, prefix: String::new() };
+    let mut c = Checker {
+        issues: &mut issues,
+        prefix: String::new(),
+    };
     c.uuid("categoryId", &k.category_id);
     c.text("name", &k.name, 1, 255);
     c.opt_uuid("parentCategoryId", k.parent_category_id.as_deref());
@@ -185,10 +200,16 @@ pub fn validate_category(k: &Category) -> Vec<SchemaIssue> {
     c.millis("updatedAt", k.updated_at);
     let mut seen = std::collections::HashSet::new();
     for (i, r) in k.rules.iter().enumerate() {
-        let mut inner = Checker { issues: c.issues, prefix: format!("rules[{i}].") };
+        let mut inner = Checker {
+            issues: c.issues,
+            prefix: format!("rules[{i}]."),
+        };
         validate_rule(&mut inner, r);
         if !seen.insert(r.rule_id.as_str()) {
-            inner.issue("ruleId", format!("{:?} appears twice in this category", r.rule_id));
+            inner.issue(
+                "ruleId",
+                format!("{:?} appears twice in this category", r.rule_id),
+            );
         }
     }
     issues
@@ -196,7 +217,10 @@ pub fn validate_category(k: &Category) -> Vec<SchemaIssue> {
 
 pub fn validate_file_map(m: &FileMap) -> Vec<SchemaIssue> {
     let mut issues = Vec::new();
-    let mut c = Checker { issues: &mut issues, prefix: String::new() };
+    let mut c = Checker {
+        issues: &mut issues,
+        prefix: String::new(),
+    };
     c.uuid("fileMapId", &m.file_map_id);
     c.text("name", &m.name, 1, 255);
     c.opt_uuid("accountId", m.account_id.as_deref());
@@ -207,7 +231,10 @@ pub fn validate_file_map(m: &FileMap) -> Vec<SchemaIssue> {
         c.issue("mappings", "must hold at least one mapping");
     }
     for (i, f) in m.mappings.iter().enumerate() {
-        let mut inner = Checker { issues: c.issues, prefix: format!("mappings[{i}].") };
+        let mut inner = Checker {
+            issues: c.issues,
+            prefix: format!("mappings[{i}]."),
+        };
         inner.text("sourceField", &f.source_field, 1, 255);
         inner.text("targetField", &f.target_field, 1, 255);
         inner.opt_text("transformation", f.transformation.as_deref(), 1000);
@@ -217,7 +244,10 @@ pub fn validate_file_map(m: &FileMap) -> Vec<SchemaIssue> {
 
 pub fn validate_transaction_file(f: &TransactionFile) -> Vec<SchemaIssue> {
     let mut issues = Vec::new();
-    let mut c = Checker { issues: &mut issues, prefix: String::new() };
+    let mut c = Checker {
+        issues: &mut issues,
+        prefix: String::new(),
+    };
     c.uuid("fileId", &f.file_id);
     c.text("fileName", &f.file_name, 1, 1000);
     c.millis("uploadDate", f.upload_date);
@@ -242,7 +272,10 @@ pub fn validate_transaction_file(f: &TransactionFile) -> Vec<SchemaIssue> {
 
 pub fn validate_analytics(a: &AnalyticsRecord) -> Vec<SchemaIssue> {
     let mut issues = Vec::new();
-    let mut c = Checker { issues: &mut issues, prefix: String::new() };
+    let mut c = Checker {
+        issues: &mut issues,
+        prefix: String::new(),
+    };
     c.text("timePeriod", &a.time_period, 1, 100);
     c.opt_uuid("accountId", a.account_id.as_deref());
     if !a.data.get().trim_start().starts_with('{') {
@@ -268,6 +301,9 @@ mod tests {
     fn account_rules() {
         let a: Account = serde_json::from_str(r#"{"accountId":"nope","accountName":"","accountType":"loan","balance":"1.00","createdAt":-1,"updatedAt":0}"#).unwrap();
         let fields: Vec<_> = validate_account(&a).into_iter().map(|i| i.field).collect();
-        assert_eq!(fields, ["accountId", "accountName", "currency", "createdAt"]);
+        assert_eq!(
+            fields,
+            ["accountId", "accountName", "currency", "createdAt"]
+        );
     }
 }

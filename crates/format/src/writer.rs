@@ -1,0 +1,318 @@
+//! Writing a package: entity arrays and statement files stream into the ZIP one at a time, each
+//! hashed as it goes; the manifest, holding every entry's checksum, is written last.
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use fzip_model::EntityKind;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use zip::write::SimpleFileOptions;
+use zip::{CompressionMethod, ZipWriter};
+
+use crate::checksum::{Sha256Digest, format_checksum};
+use crate::error::PackageError;
+use crate::manifest::Manifest;
+use crate::names::{check_entry_name, file_entry_name};
+
+/// Options for a [`PackageWriter`].
+#[derive(Debug, Clone, Copy)]
+pub struct WriterOptions {
+    /// DEFLATE level 0–9 (default 6, as HouseF3).
+    pub compression_level: i64,
+    /// Entry modification time, ms since the epoch (the backup time).
+    pub timestamp_ms: i64,
+}
+
+impl Default for WriterOptions {
+    fn default() -> Self {
+        WriterOptions {
+            compression_level: 6,
+            timestamp_ms: 0,
+        }
+    }
+}
+
+/// One written entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrittenEntry {
+    pub name: String,
+    pub size: u64,
+    pub sha256: Sha256Digest,
+    /// Elements written, for data entries.
+    pub elements: u64,
+}
+
+/// Totals of a finished package.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PackageStats {
+    pub entries: u64,
+    /// Bytes of all entries before compression (manifest excluded).
+    pub uncompressed_bytes: u64,
+    /// Size of the finished package file.
+    pub package_bytes: u64,
+}
+
+/// Tracks how far the ZIP has been written (the ZIP writer seeks back to patch headers).
+struct Tracked<W> {
+    inner: W,
+    pos: u64,
+    high: Arc<AtomicU64>,
+}
+
+impl<W: Write> Write for Tracked<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.pos += n as u64;
+        self.high.fetch_max(self.pos, Ordering::Relaxed);
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl<W: Seek> Seek for Tracked<W> {
+    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+        self.pos = self.inner.seek(pos)?;
+        Ok(self.pos)
+    }
+}
+
+/// Writes an FZIP package to a seekable output.
+pub struct PackageWriter<W: Write + Seek> {
+    zip: ZipWriter<Tracked<W>>,
+    high: Arc<AtomicU64>,
+    options: WriterOptions,
+    checksums: BTreeMap<String, String>,
+    names: HashSet<String>,
+    stats: PackageStats,
+}
+
+/// Extensions of formats that are already compressed; stored rather than deflated.
+const STORED_EXTENSIONS: &[&str] = &[
+    "pdf", "xlsx", "xls", "zip", "gz", "png", "jpg", "jpeg", "docx", "7z", "bz2", "xz",
+];
+
+impl<W: Write + Seek> PackageWriter<W> {
+    pub fn new(inner: W, options: WriterOptions) -> Self {
+        let high = Arc::new(AtomicU64::new(0));
+        PackageWriter {
+            zip: ZipWriter::new(Tracked {
+                inner,
+                pos: 0,
+                high: high.clone(),
+            }),
+            high,
+            options,
+            checksums: BTreeMap::new(),
+            names: HashSet::new(),
+            stats: PackageStats::default(),
+        }
+    }
+
+    /// Bytes written so far.
+    pub fn bytes_written(&self) -> u64 {
+        self.high.load(Ordering::Relaxed)
+    }
+
+    fn file_options(&self, method: CompressionMethod, size_hint: u64) -> SimpleFileOptions {
+        let time = chrono::DateTime::from_timestamp_millis(self.options.timestamp_ms)
+            .unwrap_or_default()
+            .naive_utc();
+        use chrono::{Datelike, Timelike};
+        let mtime = zip::DateTime::from_date_and_time(
+            time.year().clamp(1980, 2107) as u16,
+            time.month() as u8,
+            time.day() as u8,
+            time.hour() as u8,
+            time.minute() as u8,
+            time.second() as u8,
+        )
+        .unwrap_or_default();
+        let mut o = SimpleFileOptions::default()
+            .compression_method(method)
+            .last_modified_time(mtime)
+            .unix_permissions(0o644)
+            // ZIP64 headers when the entry may pass 4 GiB.
+            .large_file(size_hint >= 0xF000_0000);
+        if method == CompressionMethod::Deflated {
+            o = o.compression_level(Some(self.options.compression_level));
+        }
+        o
+    }
+
+    fn start(
+        &mut self,
+        name: &str,
+        method: CompressionMethod,
+        size_hint: u64,
+    ) -> Result<(), PackageError> {
+        check_entry_name(name).map_err(PackageError::Unsafe)?;
+        if name == "manifest.json" || !self.names.insert(name.to_string()) {
+            return Err(PackageError::Unsafe(format!(
+                "entry {name:?} was written twice"
+            )));
+        }
+        let options = self.file_options(method, size_hint);
+        self.zip.start_file(name, options)?;
+        Ok(())
+    }
+
+    fn record(&mut self, entry: &WrittenEntry) {
+        self.checksums
+            .insert(entry.name.clone(), format_checksum(&entry.sha256));
+        self.stats.entries += 1;
+        self.stats.uncompressed_bytes += entry.size;
+    }
+
+    /// Starts `data/{stem}.json`. `size_hint` is the expected uncompressed size, used to decide
+    /// on ZIP64 headers.
+    pub fn begin_entities(
+        &mut self,
+        kind: EntityKind,
+        size_hint: u64,
+    ) -> Result<EntityArrayWriter<'_, W>, PackageError> {
+        let name = format!("data/{}.json", kind.stem());
+        self.start(&name, CompressionMethod::Deflated, size_hint)?;
+        Ok(EntityArrayWriter {
+            writer: self,
+            name,
+            buf: Vec::with_capacity(CHUNK + 4096),
+            hasher: Sha256::new(),
+            size: 0,
+            count: 0,
+        })
+    }
+
+    /// Writes the bytes of a statement file at `files/{fileId}/{fileName}` (made safe) and
+    /// returns the entry with its size and SHA-256.
+    pub fn add_file(
+        &mut self,
+        file_id: &str,
+        file_name: &str,
+        size_hint: u64,
+        mut reader: impl Read,
+    ) -> Result<WrittenEntry, PackageError> {
+        let name = file_entry_name(file_id, file_name);
+        let ext = file_name
+            .rsplit('.')
+            .next()
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        let method = if STORED_EXTENSIONS.contains(&ext.as_str()) {
+            CompressionMethod::Stored
+        } else {
+            CompressionMethod::Deflated
+        };
+        self.start(&name, method, size_hint)?;
+        let mut hasher = Sha256::new();
+        let mut size = 0u64;
+        let mut buf = vec![0u8; CHUNK];
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    let _ = self.zip.abort_file();
+                    self.names.remove(&name);
+                    return Err(PackageError::Source {
+                        entry: name,
+                        source: e,
+                    });
+                }
+            };
+            hasher.update(&buf[..n]);
+            self.zip.write_all(&buf[..n])?;
+            size += n as u64;
+        }
+        let entry = WrittenEntry {
+            name,
+            size,
+            sha256: hasher.finalize().into(),
+            elements: 0,
+        };
+        self.record(&entry);
+        Ok(entry)
+    }
+
+    /// Writes the manifest (with every entry's checksum and its own) and finishes the archive.
+    pub fn finish(mut self, manifest: &mut Manifest) -> Result<(W, PackageStats), PackageError> {
+        manifest.checksums = std::mem::take(&mut self.checksums);
+        let bytes = manifest.to_bytes()?;
+        let options = self.file_options(CompressionMethod::Deflated, bytes.len() as u64);
+        self.zip.start_file("manifest.json", options)?;
+        self.zip.write_all(&bytes)?;
+        let mut tracked = self.zip.finish()?;
+        tracked.flush()?;
+        self.stats.package_bytes = self.high.load(Ordering::Relaxed);
+        Ok((tracked.inner, self.stats))
+    }
+
+    /// The checksums recorded so far, by entry name.
+    pub fn checksums(&self) -> &BTreeMap<String, String> {
+        &self.checksums
+    }
+
+    /// Uncompressed bytes written so far (manifest excluded).
+    pub fn uncompressed_bytes(&self) -> u64 {
+        self.stats.uncompressed_bytes
+    }
+}
+
+const CHUNK: usize = 256 * 1024;
+
+/// Streams one entity array: `[\n{…},\n{…}\n]\n`, one compact JSON object per line.
+pub struct EntityArrayWriter<'a, W: Write + Seek> {
+    writer: &'a mut PackageWriter<W>,
+    name: String,
+    buf: Vec<u8>,
+    hasher: Sha256,
+    size: u64,
+    count: u64,
+}
+
+impl<W: Write + Seek> EntityArrayWriter<'_, W> {
+    /// Appends one entity.
+    pub fn push<T: Serialize>(&mut self, entity: &T) -> Result<(), PackageError> {
+        self.buf
+            .extend_from_slice(if self.count == 0 { b"[\n" } else { b",\n" });
+        serde_json::to_writer(&mut self.buf, entity)?;
+        self.count += 1;
+        if self.buf.len() >= CHUNK {
+            self.flush_buf()?;
+        }
+        Ok(())
+    }
+
+    fn flush_buf(&mut self) -> Result<(), PackageError> {
+        self.hasher.update(&self.buf);
+        self.writer.zip.write_all(&self.buf)?;
+        self.size += self.buf.len() as u64;
+        self.buf.clear();
+        Ok(())
+    }
+
+    /// Elements written so far.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// Closes the array and records the entry's checksum.
+    pub fn finish(mut self) -> Result<WrittenEntry, PackageError> {
+        self.buf
+            .extend_from_slice(if self.count == 0 { b"[]\n" } else { b"\n]\n" });
+        self.flush_buf()?;
+        let entry = WrittenEntry {
+            name: std::mem::take(&mut self.name),
+            size: self.size,
+            sha256: std::mem::take(&mut self.hasher).finalize().into(),
+            elements: self.count,
+        };
+        self.writer.record(&entry);
+        Ok(entry)
+    }
+}
