@@ -51,7 +51,7 @@ pub struct PackageStats {
     pub entries: u64,
     /// Bytes of all entries before compression (manifest excluded).
     pub uncompressed_bytes: u64,
-    /// Size of the finished package file.
+    /// Size of the finished package (the end of the archive: truncate the output to it).
     pub package_bytes: u64,
 }
 
@@ -188,12 +188,14 @@ impl<W: Write + Seek> PackageWriter<W> {
     }
 
     /// Writes the bytes of a statement file at `files/{fileId}/{fileName}` (made safe) and
-    /// returns the entry with its size and SHA-256.
+    /// returns the entry with its size and SHA-256. When `expected` is given and the bytes hash
+    /// differently, the entry is taken out of the archive again and an error returned.
     pub fn add_file(
         &mut self,
         file_id: &str,
         file_name: &str,
         size_hint: u64,
+        expected: Option<Sha256Digest>,
         mut reader: impl Read,
     ) -> Result<WrittenEntry, PackageError> {
         let name = file_entry_name(file_id, file_name);
@@ -229,10 +231,28 @@ impl<W: Write + Seek> PackageWriter<W> {
             self.zip.write_all(&buf[..n])?;
             size += n as u64;
         }
+        let sha256: Sha256Digest = hasher.finalize().into();
+        if let Some(expected) = expected
+            && expected != sha256
+        {
+            let _ = self.zip.abort_file();
+            self.names.remove(&name);
+            return Err(PackageError::Source {
+                entry: name,
+                source: io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "the stored bytes hash to {} but {} was recorded when they were stored: they were changed or damaged",
+                        format_checksum(&sha256),
+                        format_checksum(&expected)
+                    ),
+                ),
+            });
+        }
         let entry = WrittenEntry {
             name,
             size,
-            sha256: hasher.finalize().into(),
+            sha256,
             elements: 0,
         };
         self.record(&entry);
@@ -248,7 +268,9 @@ impl<W: Write + Seek> PackageWriter<W> {
         self.zip.write_all(&bytes)?;
         let mut tracked = self.zip.finish()?;
         tracked.flush()?;
-        self.stats.package_bytes = self.high.load(Ordering::Relaxed);
+        // The end of the archive. An aborted entry may have left bytes beyond it; callers writing
+        // to a file truncate it to this length.
+        self.stats.package_bytes = tracked.pos;
         Ok((tracked.inner, self.stats))
     }
 

@@ -330,8 +330,11 @@ impl Entity for AnalyticsRecord {
         self.user_id = Some(user.to_string());
     }
     fn comparable(&self) -> Self {
+        // When the record was computed is bookkeeping, not data: a restored profile recomputes
+        // its analytics and must still compare equal.
         let mut c = self.clone();
         c.user_id = None;
+        c.computed_date = String::new();
         c
     }
 }

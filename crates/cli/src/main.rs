@@ -1,0 +1,364 @@
+//! `fzip`: the command-line tool.
+#![forbid(unsafe_code)]
+
+mod cli;
+mod output;
+mod progress;
+
+use std::fs::{self, File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, anyhow};
+use clap::Parser;
+use fzip_engine::{
+    BackupOptions, CancelFlag, DemoOptions, DiffOptions, Engine, EngineError, RestoreOptions,
+};
+use fzip_format::{Limits, PackageError};
+use fzip_store::BlobStore;
+use fzip_store_sqlite::SqliteStore;
+use serde_json::json;
+
+use crate::cli::{Cli, Command, ProfileCommand};
+use crate::output::Out;
+use crate::progress::Bar;
+
+/// How a command ended, beyond success.
+pub enum Failure {
+    /// Bad arguments (exit 2).
+    Usage(String),
+    /// The package is invalid or unreadable (exit 3).
+    Invalid {
+        message: String,
+        report: Option<serde_json::Value>,
+    },
+    /// The target profile is not empty (exit 4).
+    NotEmpty {
+        message: String,
+        summary: serde_json::Value,
+    },
+    /// Differences were found and reported (exit 1, nothing more to print).
+    Different,
+    /// Anything else (exit 1).
+    Error(anyhow::Error),
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        Failure::Error(e)
+    }
+}
+
+impl From<EngineError> for Failure {
+    fn from(e: EngineError) -> Self {
+        let message = e.to_string();
+        match e {
+            EngineError::InvalidPackage(report) => Failure::Invalid {
+                message,
+                report: serde_json::to_value(&*report).ok(),
+            },
+            EngineError::Package(p) => Failure::Invalid {
+                message: package_message(&p),
+                report: None,
+            },
+            EngineError::ProfileNotEmpty { summary, .. } => Failure::NotEmpty {
+                message,
+                summary: serde_json::to_value(&*summary).unwrap_or_default(),
+            },
+            other => Failure::Error(anyhow!(other)),
+        }
+    }
+}
+
+fn package_message(p: &PackageError) -> String {
+    format!("invalid package: {p}")
+}
+
+type Outcome = Result<(), Failure>;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("FZIP_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let out = Out::new(cli.json);
+    let cancel = Arc::new(CancelFlag::default());
+    {
+        let cancel = cancel.clone();
+        // A second Ctrl-C ends the process at once; the database stays consistent either way.
+        let _ = ctrlc::set_handler(move || {
+            if cancel.is_set() {
+                std::process::exit(130);
+            }
+            cancel.cancel();
+        });
+    }
+    match run(&cli, &out, cancel) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Different) => ExitCode::from(1),
+        Err(Failure::Usage(message)) => {
+            out.error("USAGE", &message, None);
+            ExitCode::from(2)
+        }
+        Err(Failure::Invalid { message, report }) => {
+            out.invalid(&message, report.as_ref());
+            ExitCode::from(3)
+        }
+        Err(Failure::NotEmpty { message, summary }) => {
+            out.error(
+                "PROFILE_NOT_EMPTY",
+                &message,
+                Some(json!({ "profileSummary": summary })),
+            );
+            ExitCode::from(4)
+        }
+        Err(Failure::Error(e)) => {
+            out.error("ERROR", &format!("{e:#}"), None);
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn limits(cli: &Cli) -> Limits {
+    let mut l = Limits::default();
+    if let Some(v) = cli.limits.max_entry_size {
+        l.max_entry_size = v;
+    }
+    if let Some(v) = cli.limits.max_total_size {
+        l.max_total_size = v;
+    }
+    if let Some(v) = cli.limits.max_entries {
+        l.max_entries = v;
+    }
+    if let Some(v) = cli.limits.max_ratio {
+        l.max_ratio = v;
+    }
+    l
+}
+
+/// The embedded store under the data directory.
+fn engine(cli: &Cli) -> anyhow::Result<Engine> {
+    let dir = &cli.data_dir;
+    fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+    let store = SqliteStore::open(&dir.join("fzip.db"))
+        .with_context(|| format!("cannot open the database in {}", dir.display()))?;
+    let blobs = BlobStore::local(&dir.join("blobs"))
+        .with_context(|| format!("cannot open blob storage in {}", dir.display()))?;
+    let mut engine = Engine::new(Arc::new(store), blobs);
+    engine.limits = limits(cli);
+    Ok(engine)
+}
+
+fn run(cli: &Cli, out: &Out, cancel: Arc<CancelFlag>) -> Outcome {
+    let bar = || Bar::new(!cli.json && !cli.quiet, cancel.clone());
+    match &cli.command {
+        Command::DemoProfile {
+            user,
+            transactions,
+            files,
+            seed,
+        } => {
+            let engine = engine(cli)?;
+            let bar = bar();
+            let report = fzip_engine::demo_profile(
+                &engine,
+                user,
+                &DemoOptions {
+                    transactions: *transactions,
+                    files: *files,
+                    seed: *seed,
+                },
+                &bar,
+            )?;
+            bar.finish();
+            out.demo(&report);
+            Ok(())
+        }
+        Command::Backup {
+            user,
+            output,
+            description,
+            include_analytics,
+            continue_on_missing_files,
+            compression_level,
+            force,
+        } => {
+            let engine = engine(cli)?;
+            if output.exists() && !force {
+                return Err(Failure::Usage(format!(
+                    "{} already exists; choose another name or pass --force to overwrite it",
+                    output.display()
+                )));
+            }
+            let partial = partial_path(output);
+            let file = OpenOptions::new()
+                .create(true)
+                .write(true)
+                .truncate(true)
+                .open(&partial)
+                .with_context(|| format!("cannot write {}", partial.display()))?;
+            let options = BackupOptions {
+                job_id: None,
+                description: description.clone(),
+                include_analytics: *include_analytics,
+                continue_on_missing_files: *continue_on_missing_files,
+                compression_level: *compression_level,
+            };
+            let bar = bar();
+            let result = fzip_engine::backup(&engine, user, file, &options, &bar);
+            bar.finish();
+            let (file, report) = match result {
+                Ok(v) => v,
+                Err(e) => {
+                    let _ = fs::remove_file(&partial);
+                    return Err(e.into());
+                }
+            };
+            let finish = (|| -> anyhow::Result<()> {
+                file.set_len(report.package_bytes)?;
+                file.sync_all()?;
+                drop(file);
+                fs::rename(&partial, output)?;
+                if let Some(dir) = output.parent().filter(|d| !d.as_os_str().is_empty())
+                    && let Ok(d) = File::open(dir)
+                {
+                    let _ = d.sync_all();
+                }
+                Ok(())
+            })();
+            if let Err(e) = finish {
+                let _ = fs::remove_file(&partial);
+                return Err(Failure::Error(
+                    e.context(format!("cannot finish {}", output.display())),
+                ));
+            }
+            out.backup(&report, output);
+            Ok(())
+        }
+        Command::Restore {
+            file,
+            user,
+            validate_only,
+        } => {
+            let engine = engine(cli)?;
+            require_file(file)?;
+            let bar = bar();
+            let report = fzip_engine::restore(
+                &engine,
+                user,
+                file,
+                &RestoreOptions {
+                    validate_only: *validate_only,
+                    batch_id: None,
+                },
+                &bar,
+            )?;
+            bar.finish();
+            out.restore(&report, file);
+            Ok(())
+        }
+        Command::Verify { file } => {
+            require_file(file)?;
+            let mut reader = fzip_engine::open_package(file, limits(cli))?;
+            let bar = bar();
+            let report = fzip_engine::verify(&mut reader, &bar)?;
+            bar.finish();
+            out.verify(&report, file);
+            if report.valid {
+                Ok(())
+            } else {
+                Err(Failure::Invalid {
+                    message: String::new(),
+                    report: None,
+                })
+            }
+        }
+        Command::Inspect { file } => {
+            require_file(file)?;
+            let mut reader = fzip_engine::open_package(file, limits(cli))?;
+            let manifest = reader.manifest().raw.clone();
+            let entries = reader.entries().to_vec();
+            let package_bytes = fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+            let bar = bar();
+            let report = fzip_engine::verify(&mut reader, &bar)?;
+            bar.finish();
+            out.inspect(&report, &manifest, &entries, package_bytes, file);
+            Ok(())
+        }
+        Command::Diff { a, b, strict } => {
+            require_file(a)?;
+            require_file(b)?;
+            let bar = bar();
+            let report =
+                fzip_engine::diff(a, b, limits(cli), DiffOptions { strict: *strict }, &bar)?;
+            bar.finish();
+            out.diff(&report);
+            if report.equal {
+                Ok(())
+            } else {
+                Err(Failure::Different)
+            }
+        }
+        Command::Profile { command } => match command {
+            ProfileCommand::Summary { user } => {
+                let engine = engine(cli)?;
+                let summary = engine.store.summary(user).map_err(EngineError::from)?;
+                out.summary(user, &summary);
+                Ok(())
+            }
+            ProfileCommand::Clear { user, yes } => {
+                if !yes {
+                    return Err(Failure::Usage(format!(
+                        "clearing deletes every account, transaction and statement file of {user}; pass --yes to confirm"
+                    )));
+                }
+                let engine = engine(cli)?;
+                let summary = fzip_engine::clear_profile(&engine, user)?;
+                out.cleared(user, &summary);
+                Ok(())
+            }
+        },
+        Command::Gc { min_age_hours } => {
+            let engine = engine(cli)?;
+            let report =
+                fzip_engine::gc(&engine, (*min_age_hours as i64).saturating_mul(3_600_000))?;
+            out.gc(&report);
+            Ok(())
+        }
+        Command::Migrate => {
+            fs::create_dir_all(&cli.data_dir)
+                .with_context(|| format!("cannot create {}", cli.data_dir.display()))?;
+            let path = cli.data_dir.join("fzip.db");
+            let applied = SqliteStore::migrate(&path)
+                .with_context(|| format!("migrating {}", path.display()))?;
+            out.migrated(&path.display().to_string(), &applied);
+            Ok(())
+        }
+    }
+}
+
+fn require_file(path: &Path) -> Result<(), Failure> {
+    if path.is_file() {
+        Ok(())
+    } else {
+        Err(Failure::Error(anyhow!(
+            "{} does not exist or is not a file",
+            path.display()
+        )))
+    }
+}
+
+fn partial_path(output: &Path) -> PathBuf {
+    let mut name = output
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(".partial");
+    output.with_file_name(name)
+}

@@ -1,0 +1,464 @@
+//! What the commands print: text for people, or one JSON document with `--json`.
+
+use std::path::Path;
+
+use fzip_engine::backup::BackupReport;
+use fzip_engine::diff::DiffReport;
+use fzip_engine::{DemoReport, GcReport, RestoreReport, VerifyReport};
+use fzip_format::{EntryInfo, Severity};
+use fzip_model::EntityCounts;
+use fzip_store::ProfileSummary;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+pub struct Out {
+    json: bool,
+}
+
+fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+fn date(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|d| d.format("%Y-%m-%d").to_string())
+        .unwrap_or_else(|| ms.to_string())
+}
+
+fn seconds(ms: u64) -> String {
+    format!("{:.1} s", ms as f64 / 1000.0)
+}
+
+fn counts_line(c: &EntityCounts) -> String {
+    let mut parts = vec![
+        format!("{} accounts", c.accounts),
+        format!("{} transactions", c.transactions),
+        format!("{} categories", c.categories),
+        format!("{} file maps", c.file_maps),
+        format!("{} transaction files", c.transaction_files),
+    ];
+    if c.analytics > 0 {
+        parts.push(format!("{} analytics records", c.analytics));
+    }
+    parts.join(", ")
+}
+
+impl Out {
+    pub fn new(json: bool) -> Self {
+        Out { json }
+    }
+
+    fn print_json<T: Serialize>(&self, value: &T) {
+        match serde_json::to_string_pretty(value) {
+            Ok(text) => println!("{text}"),
+            Err(e) => eprintln!("error: cannot print the result as JSON: {e}"),
+        }
+    }
+
+    /// A failure: text on stderr, or a JSON document on stdout.
+    pub fn error(&self, code: &str, message: &str, extra: Option<Value>) {
+        if self.json {
+            let mut doc = json!({ "error": code, "message": message });
+            if let (Some(Value::Object(extra)), Some(obj)) = (extra, doc.as_object_mut()) {
+                obj.extend(extra);
+            }
+            self.print_json(&doc);
+        } else {
+            eprintln!("error: {message}");
+        }
+    }
+
+    /// An invalid package: the reason, and the validation report when there is one.
+    pub fn invalid(&self, message: &str, report: Option<&Value>) {
+        if message.is_empty() {
+            return; // `verify` printed its report already
+        }
+        if self.json {
+            let mut doc = json!({ "error": "INVALID_PACKAGE", "message": message });
+            if let (Some(report), Some(obj)) = (report, doc.as_object_mut()) {
+                obj.insert("validation".into(), report.clone());
+            }
+            self.print_json(&doc);
+            return;
+        }
+        eprintln!("error: {message}");
+        if let Some(problems) = report
+            .and_then(|r| r.get("problems"))
+            .and_then(Value::as_array)
+        {
+            for p in problems.iter().take(50) {
+                let sev = p.get("severity").and_then(Value::as_str).unwrap_or("");
+                let entry = p.get("entry").and_then(Value::as_str);
+                let msg = p.get("message").and_then(Value::as_str).unwrap_or("");
+                match entry {
+                    Some(e) => eprintln!("  {sev}: {e}: {msg}"),
+                    None => eprintln!("  {sev}: {msg}"),
+                }
+            }
+        }
+    }
+
+    pub fn demo(&self, r: &DemoReport) {
+        if self.json {
+            return self.print_json(r);
+        }
+        println!(
+            "Created a demo profile for {} (seed {}): {} accounts, {} transactions, {} categories ({} rules), {} file maps, {} statement files ({}) in {}.",
+            r.user_id,
+            r.seed,
+            r.accounts,
+            r.transactions,
+            r.categories,
+            r.category_rules,
+            r.file_maps,
+            r.transaction_files,
+            bytes(r.file_bytes),
+            seconds(r.duration_ms)
+        );
+    }
+
+    pub fn backup(&self, r: &BackupReport, path: &Path) {
+        if self.json {
+            let mut v = serde_json::to_value(r).unwrap_or_default();
+            if let Some(o) = v.as_object_mut() {
+                o.insert("output".into(), json!(path.display().to_string()));
+            }
+            return self.print_json(&v);
+        }
+        println!(
+            "Backed up {} to {} in {}.",
+            r.user_id,
+            path.display(),
+            seconds(r.duration_ms)
+        );
+        println!("  {}", counts_line(&r.counts));
+        println!(
+            "  {} statement files ({})",
+            r.files_written,
+            bytes(r.file_bytes)
+        );
+        for f in &r.files_failed {
+            println!(
+                "  NOT INCLUDED: statement file {} ({}): {}",
+                f.file_id, f.file_name, f.reason
+            );
+        }
+        println!(
+            "  package {} ({} uncompressed), {} entries, manifest {}",
+            bytes(r.package_bytes),
+            bytes(r.uncompressed_bytes),
+            r.entries,
+            r.manifest_checksum
+        );
+    }
+
+    pub fn restore(&self, r: &RestoreReport, path: &Path) {
+        if self.json {
+            return self.print_json(r);
+        }
+        let v = &r.validation;
+        if r.validate_only {
+            println!(
+                "{} is valid and can be restored into {}'s empty profile: {}.",
+                path.display(),
+                r.user_id,
+                counts_line(&v.counts)
+            );
+        } else {
+            println!(
+                "Restored {} into {} in {}.",
+                path.display(),
+                r.user_id,
+                seconds(r.duration_ms)
+            );
+            println!("  {}", counts_line(&r.restored));
+            println!(
+                "  {} statement files ({})",
+                r.files_restored,
+                bytes(r.file_bytes)
+            );
+            if !r.files_without_content.is_empty() {
+                println!(
+                    "  {} transaction files had no bytes in the package: {}",
+                    r.files_without_content.len(),
+                    r.files_without_content.join(", ")
+                );
+            }
+        }
+        for p in v
+            .problems
+            .iter()
+            .filter(|p| p.severity == Severity::Warning)
+            .take(20)
+        {
+            println!("  {p}");
+        }
+    }
+
+    pub fn verify(&self, r: &VerifyReport, path: &Path) {
+        if self.json {
+            return self.print_json(r);
+        }
+        if r.valid {
+            println!(
+                "{}: VALID ({} package, {} warnings)",
+                path.display(),
+                r.dialect.as_str(),
+                r.warnings
+            );
+        } else {
+            println!(
+                "{}: INVALID ({} errors, {} warnings)",
+                path.display(),
+                r.errors,
+                r.warnings
+            );
+        }
+        println!("  {}", counts_line(&r.counts));
+        println!(
+            "  {} statement files ({})",
+            r.files.iter().filter(|f| f.size.is_some()).count(),
+            bytes(r.preview.file_bytes)
+        );
+        if let Some(q) = &r.quality
+            && let Some(overall) = q.get("overall_quality").and_then(Value::as_str)
+        {
+            println!(
+                "  backup quality: {overall} (integrity {}, completeness {})",
+                q.get("data_integrity_score").unwrap_or(&Value::Null),
+                q.get("completeness_score").unwrap_or(&Value::Null)
+            );
+        }
+        for p in &r.problems {
+            println!("  {p}");
+        }
+        if r.problems_omitted > 0 {
+            println!("  … and {} more", r.problems_omitted);
+        }
+    }
+
+    pub fn inspect(
+        &self,
+        r: &VerifyReport,
+        manifest: &serde_json::Map<String, Value>,
+        entries: &[EntryInfo],
+        package_bytes: u64,
+        path: &Path,
+    ) {
+        if self.json {
+            return self.print_json(&json!({
+                "file": path.display().to_string(),
+                "packageBytes": package_bytes,
+                "valid": r.valid,
+                "dialect": r.dialect,
+                "manifest": manifest,
+                "counts": r.counts,
+                "categoryRules": r.category_rules,
+                "transactionDateRange": {
+                    "first": r.preview.first_transaction_date,
+                    "last": r.preview.last_transaction_date,
+                },
+                "files": r.files,
+                "preview": r.preview,
+                "entries": entries,
+                "problems": r.problems,
+            }));
+        }
+        println!(
+            "{} ({}, {} dialect)",
+            path.display(),
+            bytes(package_bytes),
+            r.dialect.as_str()
+        );
+        let p = &r.package;
+        println!("  {} format {}", p.package_kind, p.format_version);
+        if let Some(g) = &p.generator {
+            println!("  written by {g}");
+        }
+        if let Some(u) = &p.user_id {
+            println!("  user       {u}");
+        }
+        if let Some(t) = &p.timestamp {
+            println!("  taken at   {t}");
+        }
+        if let Some(j) = &p.job_id {
+            println!("  job        {j}");
+        }
+        if let Some(b) = &p.backup_type {
+            println!("  type       {b}");
+        }
+        if let Some(d) = &p.description {
+            println!("  note       {d}");
+        }
+        println!("  {}", counts_line(&r.counts));
+        println!("  {} category rules", r.category_rules);
+        if let (Some(a), Some(b)) = (
+            r.preview.first_transaction_date,
+            r.preview.last_transaction_date,
+        ) {
+            println!("  transactions from {} to {}", date(a), date(b));
+        }
+        if !r.preview.accounts.is_empty() {
+            println!("  accounts:");
+            for a in &r.preview.accounts {
+                println!(
+                    "    {} ({}, {}) {} transactions",
+                    a.account_name,
+                    a.account_type,
+                    a.currency.as_deref().unwrap_or("-"),
+                    a.transaction_count
+                );
+            }
+        }
+        if !r.files.is_empty() {
+            println!("  statement files:");
+            for f in &r.files {
+                println!(
+                    "    {}  {}  {}  {}",
+                    f.file_id,
+                    f.size.map(bytes).unwrap_or_else(|| "no bytes".into()),
+                    f.sha256.as_deref().unwrap_or("-"),
+                    f.file_name.as_deref().unwrap_or("")
+                );
+            }
+        }
+        if let Some(q) = &r.quality {
+            println!("  quality: {q}");
+        }
+        println!(
+            "  {}: {} errors, {} warnings",
+            if r.valid { "valid" } else { "INVALID" },
+            r.errors,
+            r.warnings
+        );
+        for p in r.problems.iter().take(20) {
+            println!("    {p}");
+        }
+    }
+
+    pub fn diff(&self, r: &DiffReport) {
+        if self.json {
+            return self.print_json(r);
+        }
+        if r.equal {
+            println!("The packages hold the same profile.");
+            for c in &r.collections {
+                println!("  {:<18} {}", c.collection, c.count_a);
+            }
+            println!("  {:<18} {}", "statement files", r.files_a);
+            return;
+        }
+        println!("The packages hold different profiles.");
+        for c in &r.collections {
+            if c.count_a == c.count_b && c.changed + c.only_in_a + c.only_in_b == 0 {
+                continue;
+            }
+            println!(
+                "  {}: {} in A, {} in B; {} changed, {} only in A, {} only in B",
+                c.collection, c.count_a, c.count_b, c.changed, c.only_in_a, c.only_in_b
+            );
+            for e in &c.examples {
+                println!("    {} {}", e.change, e.id);
+                for f in e.fields.iter().take(10) {
+                    println!(
+                        "      {}: {} → {}",
+                        f.field,
+                        f.a.as_ref()
+                            .map(Value::to_string)
+                            .unwrap_or_else(|| "(absent)".into()),
+                        f.b.as_ref()
+                            .map(Value::to_string)
+                            .unwrap_or_else(|| "(absent)".into())
+                    );
+                }
+            }
+        }
+        for f in &r.file_differences {
+            println!(
+                "  statement file {}: {} → {}",
+                f.file_id,
+                f.sha256_a.as_deref().unwrap_or("(absent)"),
+                f.sha256_b.as_deref().unwrap_or("(absent)")
+            );
+        }
+    }
+
+    pub fn summary(&self, user: &str, s: &ProfileSummary) {
+        if self.json {
+            let mut v = serde_json::to_value(s).unwrap_or_default();
+            if let Some(o) = v.as_object_mut() {
+                o.insert("userId".into(), json!(user));
+                o.insert("empty".into(), json!(s.is_empty()));
+            }
+            return self.print_json(&v);
+        }
+        if s.is_empty() {
+            println!("The profile of {user} is empty.");
+            return;
+        }
+        let c = &s.counts;
+        println!("Profile of {user}:");
+        println!("  accounts           {}", c.accounts);
+        println!("  transactions       {}", c.transactions);
+        println!(
+            "  categories         {} ({} rules)",
+            c.categories, s.category_rules
+        );
+        println!("  file maps          {}", c.file_maps);
+        println!(
+            "  transaction files  {} ({} with stored bytes, {})",
+            c.transaction_files,
+            s.files_with_content,
+            bytes(s.file_bytes)
+        );
+        println!("  analytics records  {}", c.analytics);
+        if let (Some(a), Some(b)) = (s.first_transaction_date, s.last_transaction_date) {
+            println!("  transactions from {} to {}", date(a), date(b));
+        }
+    }
+
+    pub fn cleared(&self, user: &str, s: &ProfileSummary) {
+        if self.json {
+            return self.print_json(&json!({ "userId": user, "deleted": s }));
+        }
+        println!(
+            "Cleared the profile of {user}: deleted {}.",
+            fzip_store::describe(&s.counts)
+        );
+    }
+
+    pub fn gc(&self, r: &GcReport) {
+        if self.json {
+            return self.print_json(r);
+        }
+        println!(
+            "Examined {} blobs: deleted {} unreferenced ({}), kept {} recent ones.",
+            r.examined,
+            r.deleted,
+            bytes(r.deleted_bytes),
+            r.kept_recent
+        );
+    }
+
+    pub fn migrated(&self, path: &str, applied: &[String]) {
+        if self.json {
+            return self.print_json(&json!({ "database": path, "applied": applied }));
+        }
+        if applied.is_empty() {
+            println!("{path} is up to date.");
+        } else {
+            println!("Applied to {path}: {}", applied.join(", "));
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! fzip's operations on profiles and packages.
+//!
+//! - [`backup()`]: store → package, from a consistent snapshot.
+//! - [`verify()`]: everything that can be checked about a package, before anything is written.
+//! - [`restore()`]: package → empty profile, all or nothing.
+//! - [`diff()`]: do two packages hold the same profile?
+//! - [`demo_profile()`]: a realistic, deterministic profile to try things with.
+//! - [`gc()`]: removes blobs no profile refers to (left by killed restores).
+//!
+//! The engine talks to the store only through [`fzip_store::ProfileStore`] and
+//! [`fzip_store::BlobStore`], and to packages only through [`fzip_format`].
+#![forbid(unsafe_code)]
+
+pub mod backup;
+pub mod demo;
+pub mod diff;
+mod error;
+pub mod progress;
+pub mod restore;
+pub mod verify;
+
+use std::sync::Arc;
+
+use fzip_format::Limits;
+use fzip_store::{BlobStore, ProfileStore};
+use serde::Serialize;
+
+pub use backup::{BackupOptions, BackupReport, backup};
+pub use demo::{DemoOptions, DemoReport, demo_profile};
+pub use diff::{DiffOptions, DiffReport, diff};
+pub use error::EngineError;
+pub use progress::{CancelFlag, NoProgress, Progress};
+pub use restore::{RestoreOptions, RestoreReport, open_package, restore};
+pub use verify::{VerifyReport, verify};
+
+/// What every operation works on.
+#[derive(Clone)]
+pub struct Engine {
+    pub store: Arc<dyn ProfileStore>,
+    pub blobs: BlobStore,
+    pub limits: Limits,
+}
+
+impl Engine {
+    pub fn new(store: Arc<dyn ProfileStore>, blobs: BlobStore) -> Self {
+        Engine {
+            store,
+            blobs,
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// What a garbage collection removed.
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GcReport {
+    pub examined: u64,
+    pub deleted: u64,
+    pub deleted_bytes: u64,
+    pub kept_recent: u64,
+}
+
+/// Deletes statement-file blobs that no profile refers to and that are older than
+/// `min_age_ms` (so a restore still running elsewhere is never touched).
+pub fn gc(engine: &Engine, min_age_ms: i64) -> Result<GcReport, EngineError> {
+    let referenced = engine.store.referenced_blob_keys()?;
+    let now = now_ms();
+    let mut report = GcReport::default();
+    for meta in engine.blobs.list("users")? {
+        report.examined += 1;
+        if referenced.contains(&meta.key) {
+            continue;
+        }
+        if now - meta.modified_ms < min_age_ms {
+            report.kept_recent += 1;
+            continue;
+        }
+        engine.blobs.delete(&meta.key)?;
+        report.deleted += 1;
+        report.deleted_bytes += meta.size;
+    }
+    Ok(report)
+}
+
+/// Deletes a user's profile rows and statement files. Returns what was there.
+pub fn clear_profile(
+    engine: &Engine,
+    user: &str,
+) -> Result<fzip_store::ProfileSummary, EngineError> {
+    let (summary, keys) = engine.store.clear_profile(user)?;
+    for key in keys {
+        engine.blobs.delete(&key)?;
+    }
+    engine.blobs.delete_prefix(&BlobStore::user_prefix(user))?;
+    Ok(summary)
+}

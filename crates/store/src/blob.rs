@@ -1,0 +1,314 @@
+//! Blob storage: statement files and packages, in a local folder or S3, through `object_store`.
+//!
+//! The engine is synchronous; [`BlobStore`] gives it streaming `Read`/`Write`-style access and
+//! runs `object_store`'s futures on a small runtime of its own. Keys are built from encoded path
+//! parts, so no user id, file id or file name can add or escape a path level.
+
+use std::io::{self, Read};
+use std::path::Path as FsPath;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+use object_store::buffered::BufWriter;
+use object_store::local::LocalFileSystem;
+use object_store::path::{Path, PathPart};
+use object_store::{ObjectStore, ObjectStoreExt};
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+use tokio::runtime::Runtime;
+
+use crate::StoreError;
+
+/// A stored object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobMeta {
+    pub key: String,
+    pub size: u64,
+    /// Last modification, ms since the epoch.
+    pub modified_ms: i64,
+}
+
+/// Shuts the runtime down without blocking, so dropping the store is safe anywhere.
+struct RuntimeGuard(Option<Runtime>);
+
+impl Drop for RuntimeGuard {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// Blob storage with a synchronous, streaming interface.
+#[derive(Clone)]
+pub struct BlobStore {
+    store: Arc<dyn ObjectStore>,
+    runtime: Arc<RuntimeGuard>,
+    description: String,
+}
+
+impl std::fmt::Debug for BlobStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.description)
+    }
+}
+
+fn blob_err(e: object_store::Error) -> StoreError {
+    match e {
+        object_store::Error::NotFound { path, .. } => StoreError::BlobNotFound(path),
+        other => StoreError::Blob(other.to_string()),
+    }
+}
+
+const CHUNK: usize = 1 << 20;
+
+impl BlobStore {
+    /// Wraps any object store.
+    pub fn new(
+        store: Arc<dyn ObjectStore>,
+        description: impl Into<String>,
+    ) -> Result<Self, StoreError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("fzip-blob")
+            .enable_all()
+            .build()?;
+        Ok(BlobStore {
+            store,
+            runtime: Arc::new(RuntimeGuard(Some(runtime))),
+            description: description.into(),
+        })
+    }
+
+    /// A folder on the local disk (created if missing).
+    pub fn local(root: &FsPath) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(root)?;
+        let fs = LocalFileSystem::new_with_prefix(root)
+            .map_err(blob_err)?
+            .with_automatic_cleanup(true);
+        Self::new(Arc::new(fs), format!("file://{}", root.display()))
+    }
+
+    /// The underlying `object_store`, for async callers.
+    pub fn object_store(&self) -> Arc<dyn ObjectStore> {
+        self.store.clone()
+    }
+
+    pub fn describe(&self) -> &str {
+        &self.description
+    }
+
+    fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        match &self.runtime.0 {
+            Some(rt) => rt.block_on(f),
+            // The guard only loses its runtime while being dropped.
+            None => futures::executor::block_on(f),
+        }
+    }
+
+    fn path(key: &str) -> Result<Path, StoreError> {
+        Path::parse(key).map_err(|e| StoreError::Blob(format!("bad blob key {key:?}: {e}")))
+    }
+
+    /// Builds a key from parts; each part is encoded so it stays one path level.
+    pub fn key<'a>(parts: impl IntoIterator<Item = &'a str>) -> String {
+        Path::from_iter(parts.into_iter().map(PathPart::from)).to_string()
+    }
+
+    /// Where a restore or demo batch keeps a user's statement file.
+    pub fn file_key(user: &str, batch: &str, file_id: &str, file_name: &str) -> String {
+        Self::key(["users", user, "files", batch, file_id, file_name])
+    }
+
+    /// The prefix of every blob of a user.
+    pub fn user_prefix(user: &str) -> String {
+        Self::key(["users", user])
+    }
+
+    /// Stores everything `reader` yields under `key`, streaming, and returns (size, SHA-256).
+    /// The object appears only when complete.
+    pub fn put_reader(
+        &self,
+        key: &str,
+        mut reader: impl Read,
+    ) -> Result<(u64, [u8; 32]), StoreError> {
+        let path = Self::path(key)?;
+        let mut writer = BufWriter::with_capacity(self.store.clone(), path, 8 * CHUNK);
+        let mut hasher = Sha256::new();
+        let mut size = 0u64;
+        let result = (|| -> Result<(), StoreError> {
+            loop {
+                let mut buf = vec![0u8; CHUNK];
+                let n = loop {
+                    match reader.read(&mut buf) {
+                        Ok(n) => break n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) => return Err(StoreError::Io(e)),
+                    }
+                };
+                if n == 0 {
+                    return Ok(());
+                }
+                buf.truncate(n);
+                hasher.update(&buf);
+                size += n as u64;
+                self.block_on(writer.put(Bytes::from(buf)))
+                    .map_err(blob_err)?;
+            }
+        })();
+        match result {
+            Ok(()) => {
+                self.block_on(writer.shutdown())
+                    .map_err(|e| StoreError::Blob(e.to_string()))?;
+                Ok((size, hasher.finalize().into()))
+            }
+            Err(e) => {
+                let _ = self.block_on(writer.abort());
+                Err(e)
+            }
+        }
+    }
+
+    /// Stores a byte slice.
+    pub fn put_bytes(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        let path = Self::path(key)?;
+        let payload = Bytes::copy_from_slice(bytes);
+        self.block_on(self.store.put(&path, payload.into()))
+            .map_err(blob_err)?;
+        Ok(())
+    }
+
+    /// A streaming reader over a blob.
+    pub fn open(&self, key: &str) -> Result<BlobReader<'_>, StoreError> {
+        let path = Self::path(key)?;
+        let result = self.block_on(self.store.get(&path)).map_err(blob_err)?;
+        let size = result.meta.size;
+        Ok(BlobReader {
+            store: self,
+            stream: result.into_stream().boxed(),
+            chunk: Bytes::new(),
+            size,
+        })
+    }
+
+    /// Size and date of a blob, or `None` when it does not exist.
+    pub fn head(&self, key: &str) -> Result<Option<BlobMeta>, StoreError> {
+        let path = Self::path(key)?;
+        match self.block_on(self.store.head(&path)) {
+            Ok(meta) => Ok(Some(BlobMeta {
+                key: meta.location.to_string(),
+                size: meta.size,
+                modified_ms: meta.last_modified.timestamp_millis(),
+            })),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(blob_err(e)),
+        }
+    }
+
+    /// Deletes a blob; a missing one is not an error.
+    pub fn delete(&self, key: &str) -> Result<(), StoreError> {
+        let path = Self::path(key)?;
+        match self.block_on(self.store.delete(&path)) {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(blob_err(e)),
+        }
+    }
+
+    /// Every blob under a prefix.
+    pub fn list(&self, prefix: &str) -> Result<Vec<BlobMeta>, StoreError> {
+        let path = Self::path(prefix)?;
+        let metas: Vec<object_store::ObjectMeta> = self
+            .block_on(self.store.list(Some(&path)).try_collect())
+            .map_err(blob_err)?;
+        Ok(metas
+            .into_iter()
+            .map(|m| BlobMeta {
+                key: m.location.to_string(),
+                size: m.size,
+                modified_ms: m.last_modified.timestamp_millis(),
+            })
+            .collect())
+    }
+
+    /// Deletes every blob under a prefix; returns how many.
+    pub fn delete_prefix(&self, prefix: &str) -> Result<u64, StoreError> {
+        let mut n = 0;
+        for meta in self.list(prefix)? {
+            self.delete(&meta.key)?;
+            n += 1;
+        }
+        Ok(n)
+    }
+}
+
+/// Reads a blob as it streams in.
+pub struct BlobReader<'a> {
+    store: &'a BlobStore,
+    stream: futures::stream::BoxStream<'static, object_store::Result<Bytes>>,
+    chunk: Bytes,
+    size: u64,
+}
+
+impl BlobReader<'_> {
+    /// The blob's size.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+}
+
+impl Read for BlobReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.chunk.is_empty() {
+            match self.store.block_on(self.stream.next()) {
+                None => return Ok(0),
+                Some(Ok(bytes)) => self.chunk = bytes,
+                Some(Err(e)) => return Err(io::Error::other(e.to_string())),
+            }
+        }
+        let n = buf.len().min(self.chunk.len());
+        buf[..n].copy_from_slice(&self.chunk[..n]);
+        self.chunk = self.chunk.slice(n..);
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_keep_parts_in_one_level() {
+        let k = BlobStore::file_key("a/b", "batch", "../x", "Umsätze 1/2.csv");
+        assert_eq!(k.split('/').count(), 6, "{k}");
+        assert!(k.split('/').all(|part| part != ".." && part != "."), "{k}");
+        let k = BlobStore::file_key("u", "b", "..", ".");
+        assert!(k.split('/').all(|part| part != ".." && part != "."), "{k}");
+    }
+
+    #[test]
+    fn local_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::local(dir.path()).unwrap();
+        let key = BlobStore::file_key("alice", "b1", "f1", "statement.csv");
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        let (size, digest) = store.put_reader(&key, &data[..]).unwrap();
+        assert_eq!(size, data.len() as u64);
+        assert_eq!(digest, <[u8; 32]>::from(Sha256::digest(&data)));
+        let mut back = Vec::new();
+        store.open(&key).unwrap().read_to_end(&mut back).unwrap();
+        assert_eq!(back, data);
+        assert_eq!(
+            store.list(&BlobStore::user_prefix("alice")).unwrap().len(),
+            1
+        );
+        assert_eq!(
+            store.head(&key).unwrap().map(|m| m.size),
+            Some(data.len() as u64)
+        );
+        store.delete(&key).unwrap();
+        store.delete(&key).unwrap();
+        assert!(store.head(&key).unwrap().is_none());
+        assert!(matches!(store.open(&key), Err(StoreError::BlobNotFound(_))));
+    }
+}
