@@ -796,7 +796,6 @@ fn fill(
     let mut total_tx = 0u64;
     let mut file_bytes = 0u64;
     let mut balances: Vec<i64> = ACCOUNTS.iter().map(|_| 0).collect();
-    let mut months: Vec<i64> = ACCOUNTS.iter().map(|_| 0).collect();
     let mut spill = tempfile::tempfile()?;
     for f in 0..options.files {
         if progress.is_cancelled() {
@@ -807,8 +806,8 @@ fn fill(
         let account = &accounts[a];
         let digits = Currency::parse(spec.currency).map_or(2, |c| c.minor_digits());
         let n = per_file + u64::from(f < extra);
-        let month = months[a];
-        months[a] += 1;
+        // Statements spread over three years; each account's statements follow each other.
+        let month = (f * 36 / files) as i64;
         let start = EPOCH_2022 + month * 30 * DAY;
         let span = 30 * DAY;
         let file_id = g.uuid();

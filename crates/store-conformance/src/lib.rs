@@ -1,0 +1,489 @@
+//! The behaviour every [`ProfileStore`] backend must have, as one suite of tests.
+//!
+//! A backend's test file invokes [`store_conformance_tests!`] with a function that makes a fresh,
+//! empty store (its own database file, database or schema); every test below then runs against
+//! it. The same suite runs against SQLite and PostgreSQL.
+#![forbid(unsafe_code)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::any::Any;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fzip_model::*;
+use fzip_store::{ProfileStore, StoreError, StoredFile};
+
+/// A store for one test, and whatever must live as long as it (a temporary folder, a schema).
+pub struct Fixture {
+    pub store: Arc<dyn ProfileStore>,
+    pub guard: Box<dyn Any + Send>,
+}
+
+/// Generates one `#[test]` per conformance check, each with a fresh store from `$make`.
+#[macro_export]
+macro_rules! store_conformance_tests {
+    ($make:expr) => {
+        $crate::store_conformance_tests!(@tests $make;
+            empty_profile,
+            round_trip_every_field,
+            paging_returns_everything_once_in_order,
+            restore_requires_an_empty_profile,
+            dropped_writer_rolls_back,
+            duplicate_ids_are_refused,
+            users_are_isolated,
+            snapshot_is_consistent,
+            clear_returns_blob_keys,
+            concurrent_restores_serialise,
+        );
+    };
+    (@tests $make:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                let fixture: $crate::Fixture = ($make)();
+                $crate::$name(&*fixture.store);
+                drop(fixture);
+            }
+        )*
+    };
+}
+
+fn uuid(n: u64, kind: u8) -> String {
+    format!("{kind:02x}000000-0000-4000-8000-{n:012x}")
+}
+
+/// A small profile that uses every field and enum.
+pub struct Sample {
+    pub accounts: Vec<Account>,
+    pub categories: Vec<Category>,
+    pub file_maps: Vec<FileMap>,
+    pub files: Vec<StoredFile>,
+    pub transactions: Vec<Transaction>,
+    pub analytics: Vec<AnalyticsRecord>,
+}
+
+fn extras(json: &str) -> Extras {
+    Extras::from_json(json).unwrap()
+}
+
+/// A sample profile with `transactions` transactions.
+pub fn sample(transactions: u64) -> Sample {
+    let accounts: Vec<Account> = AccountType::ALL
+        .iter()
+        .enumerate()
+        .map(|(i, t)| Account {
+            account_id: uuid(i as u64, 1),
+            user_id: None,
+            account_name: format!("Konto {i} — Müller"),
+            account_type: *t,
+            institution: (i % 2 == 0).then(|| "Sparkasse Köln-Bonn".into()),
+            balance: (i % 3 != 2).then(|| Decimal::parse(["2500.75", "-0.10", "1E-7", "100"][i % 4]).unwrap()),
+            currency: (i % 3 != 2).then(|| Currency::parse(["EUR", "JPY", "KWD", "other"][i % 4]).unwrap()),
+            notes: (i == 1).then(|| "notes\nwith \"quotes\"".into()),
+            is_active: i != 3,
+            default_file_map_id: (i == 0).then(|| uuid(0, 3)),
+            first_transaction_date: Some(1_600_000_000_000),
+            last_transaction_date: None,
+            imports_start_date: (i == 2).then_some(1_600_000_000_001),
+            imports_end_date: (i == 2).then_some(1_700_000_000_001),
+            created_at: 1_600_000_000_000 + i as i64,
+            updated_at: 1_700_000_000_000,
+            extras: if i == 0 {
+                extras(r#"{"exportMetadata":{"exportedAt":"2026-11-21T10:55:44.477468+00:00","dataVersion":"1.0"},"computedFields":{"accountAge":1634,"x":5.983889528193326}}"#)
+            } else {
+                Extras::new()
+            },
+        })
+        .collect();
+    let categories: Vec<Category> = (0..4)
+        .map(|i| Category {
+            user_id: None,
+            name: format!("Kategorie {i} 💶"),
+            category_type: CategoryType::ALL[i % 3],
+            category_id: uuid(i as u64, 2),
+            parent_category_id: (i > 0).then(|| uuid(i as u64 - 1, 2)),
+            icon: Some("💶".into()),
+            color: (i % 2 == 0).then(|| "#00BBF9".into()),
+            rules: RuleCondition::ALL
+                .iter()
+                .take(i * 3)
+                .enumerate()
+                .map(|(r, c)| CategoryRule {
+                    rule_id: format!("rule_{r:08x}"),
+                    field_to_match: "description".into(),
+                    condition: *c,
+                    value: "ATM".into(),
+                    case_sensitive: r % 2 == 0,
+                    priority: Score(r as i32),
+                    enabled: true,
+                    confidence: Score(90),
+                    amount_min: (r == 1).then(|| Decimal::parse("5.00").unwrap()),
+                    amount_max: (r == 2).then(|| Decimal::parse("10").unwrap()),
+                    allow_multiple_matches: false,
+                    auto_suggest: true,
+                    extras: Extras::new(),
+                })
+                .collect(),
+            created_at: 1,
+            updated_at: 2,
+            inherit_parent_rules: i != 2,
+            rule_inheritance_mode: RuleInheritanceMode::ALL[i % 3],
+            extras: extras(r#"{"hierarchyInfo":{"depth":0,"fullPath":["a"]}}"#),
+        })
+        .collect();
+    let file_maps = vec![FileMap {
+        file_map_id: uuid(0, 3),
+        user_id: None,
+        name: "Sparkasse CSV".into(),
+        mappings: vec![FieldMapping {
+            source_field: "Betrag".into(),
+            target_field: "amount".into(),
+            transformation: Some("-value".into()),
+            extras: extras(r#"{"validationInfo":{"isRequired":false}}"#),
+        }],
+        account_id: Some(uuid(0, 1)),
+        description: None,
+        reverse_amounts: true,
+        created_at: 3,
+        updated_at: 4,
+        extras: Extras::new(),
+    }];
+    let files: Vec<StoredFile> = (0..3)
+        .map(|i| StoredFile {
+            file: TransactionFile {
+                file_id: uuid(i, 4),
+                user_id: None,
+                file_name: format!("Umsätze_{i}.csv"),
+                upload_date: 1_700_000_000_000 + i as i64,
+                file_size: 1234 + i,
+                s3_key: (i != 2).then(|| format!("users/u/files/b/{i}/Ums%C3%A4tze.csv")),
+                processing_status: ProcessingStatus::ALL[i as usize],
+                processed_date: Some(1_700_000_000_100),
+                file_format: Some(FileFormat::ALL[i as usize]),
+                account_id: Some(uuid(0, 1)),
+                file_map_id: (i == 0).then(|| uuid(0, 3)),
+                record_count: Some(10),
+                date_range: Some(DateRange {
+                    start_date: 1_600_000_000_000,
+                    end_date: 1_600_000_100_000,
+                    extras: Extras::new(),
+                }),
+                error_message: (i == 1).then(|| "bad row 3".into()),
+                opening_balance: Some(Decimal::parse("2195.21").unwrap()),
+                closing_balance: Some(Decimal::parse("-6624.410").unwrap()),
+                currency: Some(Currency::parse("EUR").unwrap()),
+                duplicate_count: Some(0),
+                transaction_count: Some(10),
+                created_at: 5,
+                updated_at: 6,
+                extras: extras(r#"{"fileStatusInfo":{"isProcessed":"processed"}}"#),
+            },
+            content_sha256: (i != 2).then_some([i as u8; 32]),
+            content_size: (i != 2).then_some(1234 + i),
+        })
+        .collect();
+    let transactions: Vec<Transaction> = (0..transactions)
+        .map(|i| Transaction {
+            user_id: None,
+            file_id: Some(uuid(i % 3, 4)),
+            transaction_id: uuid(i, 5),
+            account_id: uuid(i % 6, 1),
+            date: 1_600_000_000_000 + (i as i64 % 97) * 86_400_000,
+            description: format!("Café #{i} \u{2014} Müllerstraße"),
+            amount: Decimal::from_minor(-(i as i64) * 7 - 1, (i % 4) as u32),
+            currency: Some(Currency::parse("EUR").unwrap()),
+            balance: (i % 5 != 0).then(|| Decimal::parse("-1.45E+3").unwrap()),
+            import_order: Some(i as i64),
+            transaction_type: Some("POS".into()),
+            memo: (i % 2 == 0).then(|| "Kartenzahlung".into()),
+            check_number: (i % 50 == 0).then(|| "1042".into()),
+            fit_id: Some(format!("2023{i:012}")),
+            status: Some("new".into()),
+            status_date: Some(format!("new#{}", 1_600_000_000_000i64)),
+            created_at: 7,
+            updated_at: 8,
+            transaction_hash: Some(if i == 0 {
+                u64::MAX
+            } else {
+                i.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            }),
+            categories: if i % 3 == 0 {
+                Vec::new()
+            } else {
+                vec![CategoryAssignment {
+                    category_id: uuid(i % 4, 2),
+                    confidence: Score(97),
+                    status: AssignmentStatus::Confirmed,
+                    is_manual: i % 2 == 0,
+                    assigned_at: 9,
+                    confirmed_at: Some(10),
+                    rule_id: Some("rule_b3a22937".into()),
+                    extras: Extras::new(),
+                }]
+            },
+            primary_category_id: (i % 3 != 0).then(|| uuid(i % 4, 2)),
+            extras: if i == 1 {
+                extras(r#"{"dateFormatted":"2023-02-04T00:00:00+00:00"}"#)
+            } else {
+                Extras::new()
+            },
+        })
+        .collect();
+    let analytics = vec![AnalyticsRecord {
+        user_id: None,
+        analytic_type: AnalyticType::CashFlow,
+        time_period: "2023-01".into(),
+        account_id: Some(uuid(0, 1)),
+        data: RawJson::from_text(r#"{"inflow":"10.50","outflow":"-3.5"}"#).unwrap(),
+        computed_date: "2026-01-01T00:00:00+00:00".into(),
+        data_through_date: "2023-01-31".into(),
+        ttl: None,
+        extras: Extras::new(),
+    }];
+    Sample {
+        accounts,
+        categories,
+        file_maps,
+        files,
+        transactions,
+        analytics,
+    }
+}
+
+fn write(store: &dyn ProfileStore, user: &str, s: &Sample) {
+    let mut w = store.begin_restore(user).unwrap();
+    w.insert_file_maps(&s.file_maps).unwrap();
+    w.insert_accounts(&s.accounts).unwrap();
+    w.insert_categories(&s.categories).unwrap();
+    w.insert_transaction_files(&s.files).unwrap();
+    for chunk in s.transactions.chunks(700) {
+        w.insert_transactions(chunk).unwrap();
+    }
+    w.insert_analytics(&s.analytics).unwrap();
+    w.commit().unwrap();
+}
+
+fn drain<T>(mut next: impl FnMut(usize) -> fzip_store::Result<Vec<T>>, max: usize) -> Vec<T> {
+    let mut out = Vec::new();
+    loop {
+        let batch = next(max).unwrap();
+        if batch.is_empty() {
+            return out;
+        }
+        assert!(batch.len() <= max);
+        out.extend(batch);
+    }
+}
+
+fn owned<T: Entity>(items: &[T], user: &str) -> Vec<String> {
+    let mut v: Vec<String> = items
+        .iter()
+        .map(|e| {
+            let mut e = e.clone();
+            e.set_owner(user);
+            serde_json::to_string(&e).unwrap()
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn texts<T: serde::Serialize>(items: &[T]) -> Vec<String> {
+    let mut v: Vec<String> = items
+        .iter()
+        .map(|e| serde_json::to_string(e).unwrap())
+        .collect();
+    v.sort();
+    v
+}
+
+pub fn empty_profile(store: &dyn ProfileStore) {
+    let s = store.summary("nobody").unwrap();
+    assert!(s.is_empty());
+    let mut snap = store.snapshot("nobody").unwrap();
+    assert!(snap.next_transactions(10).unwrap().is_empty());
+    assert!(snap.next_accounts(10).unwrap().is_empty());
+}
+
+pub fn round_trip_every_field(store: &dyn ProfileStore) {
+    let s = sample(60);
+    write(store, "alice", &s);
+    let summary = store.summary("alice").unwrap();
+    assert_eq!(summary.counts.accounts, 6);
+    assert_eq!(summary.counts.transactions, 60);
+    assert_eq!(summary.counts.categories, 4);
+    assert_eq!(summary.category_rules, 0 + 3 + 6 + 9);
+    assert_eq!(summary.files_with_content, 2);
+    assert_eq!(summary.file_bytes, 1234 + 1235);
+    let mut snap = store.snapshot("alice").unwrap();
+    assert_eq!(snap.summary().unwrap(), summary);
+    let accounts = drain(|m| snap.next_accounts(m), 4);
+    let categories = drain(|m| snap.next_categories(m), 3);
+    let maps = drain(|m| snap.next_file_maps(m), 3);
+    let files = drain(|m| snap.next_transaction_files(m), 2);
+    let txs = drain(|m| snap.next_transactions(m), 7);
+    let analytics = drain(|m| snap.next_analytics(m), 7);
+    assert_eq!(texts(&accounts), owned(&s.accounts, "alice"));
+    assert_eq!(texts(&categories), owned(&s.categories, "alice"));
+    assert_eq!(texts(&maps), owned(&s.file_maps, "alice"));
+    assert_eq!(texts(&txs), owned(&s.transactions, "alice"));
+    assert_eq!(texts(&analytics), owned(&s.analytics, "alice"));
+    let mut expected_files: Vec<StoredFile> = s.files.clone();
+    for f in &mut expected_files {
+        f.file.user_id = Some("alice".into());
+    }
+    for f in &files {
+        let e = expected_files
+            .iter()
+            .find(|e| e.file.file_id == f.file.file_id)
+            .unwrap();
+        assert_eq!(f, e);
+        assert_eq!(
+            serde_json::to_string(&f.file).unwrap(),
+            serde_json::to_string(&e.file).unwrap()
+        );
+    }
+    assert_eq!(files.len(), 3);
+    // Newest first.
+    assert!(
+        txs.windows(2)
+            .all(|w| (w[0].date, &w[0].transaction_id) >= (w[1].date, &w[1].transaction_id))
+    );
+    assert!(
+        files
+            .windows(2)
+            .all(|w| w[0].file.upload_date >= w[1].file.upload_date)
+    );
+    assert_eq!(
+        txs.iter()
+            .find(|t| t.transaction_id == uuid(0, 5))
+            .unwrap()
+            .transaction_hash,
+        Some(u64::MAX)
+    );
+}
+
+pub fn paging_returns_everything_once_in_order(store: &dyn ProfileStore) {
+    let s = sample(5_003);
+    write(store, "alice", &s);
+    let mut snap = store.snapshot("alice").unwrap();
+    let txs = drain(|m| snap.next_transactions(m), 1000);
+    assert_eq!(txs.len(), 5_003);
+    let mut ids: Vec<&str> = txs.iter().map(|t| t.transaction_id.as_str()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 5_003);
+    assert!(
+        txs.windows(2)
+            .all(|w| (w[0].date, &w[0].transaction_id) > (w[1].date, &w[1].transaction_id))
+    );
+}
+
+pub fn restore_requires_an_empty_profile(store: &dyn ProfileStore) {
+    write(store, "alice", &sample(3));
+    match store.begin_restore("alice") {
+        Err(StoreError::ProfileNotEmpty { user, summary }) => {
+            assert_eq!(user, "alice");
+            assert_eq!(summary.counts.transactions, 3);
+            assert_eq!(summary.counts.accounts, 6);
+        }
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("a restore into a non-empty profile was allowed"),
+    }
+}
+
+pub fn dropped_writer_rolls_back(store: &dyn ProfileStore) {
+    let s = sample(50);
+    {
+        let mut w = store.begin_restore("alice").unwrap();
+        w.insert_accounts(&s.accounts).unwrap();
+        w.insert_transactions(&s.transactions).unwrap();
+        // Dropped without commit.
+    }
+    assert!(store.summary("alice").unwrap().is_empty());
+    // And the profile can be restored afterwards.
+    write(store, "alice", &s);
+    assert_eq!(store.summary("alice").unwrap().counts.transactions, 50);
+}
+
+pub fn duplicate_ids_are_refused(store: &dyn ProfileStore) {
+    let s = sample(5);
+    let mut w = store.begin_restore("alice").unwrap();
+    w.insert_transactions(&s.transactions).unwrap();
+    match w.insert_transactions(&s.transactions[2..3]) {
+        Err(StoreError::Duplicate { kind, id }) => {
+            assert_eq!(kind, "transaction");
+            assert_eq!(id, s.transactions[2].transaction_id);
+        }
+        other => panic!("expected a duplicate error, got {:?}", other.err()),
+    }
+    drop(w);
+    assert!(store.summary("alice").unwrap().is_empty());
+}
+
+pub fn users_are_isolated(store: &dyn ProfileStore) {
+    let s = sample(20);
+    write(store, "alice", &s);
+    // Bob restores the very same ids.
+    write(store, "bob", &s);
+    let mut snap = store.snapshot("bob").unwrap();
+    let txs = drain(|m| snap.next_transactions(m), 100);
+    assert!(txs.iter().all(|t| t.user_id.as_deref() == Some("bob")));
+    drop(snap);
+    let (cleared, keys) = store.clear_profile("alice").unwrap();
+    assert_eq!(cleared.counts.transactions, 20);
+    assert_eq!(keys.len(), 2);
+    assert!(store.summary("alice").unwrap().is_empty());
+    assert_eq!(store.summary("bob").unwrap().counts.transactions, 20);
+    assert!(store.summary("carol").unwrap().is_empty());
+}
+
+pub fn snapshot_is_consistent(store: &dyn ProfileStore) {
+    write(store, "alice", &sample(3_000));
+    let mut snap = store.snapshot("alice").unwrap();
+    let first = snap.next_transactions(1_000).unwrap();
+    // Another connection changes the profile completely while the snapshot is open.
+    store.clear_profile("alice").unwrap();
+    write(store, "alice", &sample(10));
+    let mut all = first;
+    all.extend(drain(|m| snap.next_transactions(m), 1_000));
+    assert_eq!(all.len(), 3_000);
+    assert_eq!(snap.summary().unwrap().counts.transactions, 3_000);
+    drop(snap);
+    assert_eq!(store.summary("alice").unwrap().counts.transactions, 10);
+}
+
+pub fn clear_returns_blob_keys(store: &dyn ProfileStore) {
+    write(store, "alice", &sample(2));
+    let referenced = store.referenced_blob_keys().unwrap();
+    assert_eq!(referenced.len(), 2);
+    let (_, mut keys) = store.clear_profile("alice").unwrap();
+    keys.sort();
+    let mut expected: Vec<String> = referenced.into_iter().collect();
+    expected.sort();
+    assert_eq!(keys, expected);
+    assert!(store.referenced_blob_keys().unwrap().is_empty());
+}
+
+/// Two restores into the same empty profile at once: exactly one wins, the other sees a
+/// non-empty profile.
+pub fn concurrent_restores_serialise(store: &dyn ProfileStore) {
+    let s = sample(10);
+    std::thread::scope(|scope| {
+        let first = scope.spawn(|| {
+            let mut w = store.begin_restore("alice").unwrap();
+            w.insert_accounts(&s.accounts).unwrap();
+            std::thread::sleep(Duration::from_millis(300));
+            w.commit().unwrap();
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        let second = store.begin_restore("alice");
+        assert!(
+            matches!(second, Err(StoreError::ProfileNotEmpty { .. })),
+            "{:?}",
+            second.err()
+        );
+        first.join().unwrap();
+    });
+    assert_eq!(store.summary("alice").unwrap().counts.accounts, 6);
+}

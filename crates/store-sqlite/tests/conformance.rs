@@ -1,0 +1,18 @@
+//! The store conformance suite, against SQLite.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+
+use fzip_store_conformance::{Fixture, store_conformance_tests};
+use fzip_store_sqlite::SqliteStore;
+
+fn sqlite() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("fzip.db")).unwrap();
+    Fixture {
+        store: Arc::new(store),
+        guard: Box::new(dir),
+    }
+}
+
+store_conformance_tests!(sqlite);
