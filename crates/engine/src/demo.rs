@@ -317,19 +317,30 @@ fn income(locale: Locale) -> &'static str {
     }
 }
 
+/// A rule of a demo category: field, condition, value, amountMin, amountMax.
+type RuleSpec = (
+    &'static str,
+    RuleCondition,
+    &'static str,
+    Option<&'static str>,
+    Option<&'static str>,
+);
+
+/// A demo file map: name, mappings (source, target, transformation), description, reverse.
+type MapSpec<'a> = (
+    &'a str,
+    &'a [(&'a str, &'a str, Option<&'a str>)],
+    Option<&'a str>,
+    bool,
+);
+
 struct CategorySpec {
     name: &'static str,
     kind: CategoryType,
     icon: Option<&'static str>,
     color: Option<&'static str>,
     parent: Option<usize>,
-    rules: &'static [(
-        &'static str,
-        RuleCondition,
-        &'static str,
-        Option<&'static str>,
-        Option<&'static str>,
-    )],
+    rules: &'static [RuleSpec],
 }
 
 use RuleCondition as C;
@@ -630,7 +641,7 @@ fn fill(
     let owner = Some(user.to_string());
 
     // File maps.
-    let map_specs: [(&str, &[(&str, &str, Option<&str>)], Option<&str>, bool); 3] = [
+    let map_specs: [MapSpec<'_>; 3] = [
         (
             "Chase CSV (Date, Description, Amount)",
             &[

@@ -6,7 +6,7 @@
 //! fixed-size Bloom filter whose candidates are confirmed exactly in a second pass.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::io::{Read, Seek};
 
 use fzip_format::{
@@ -186,12 +186,7 @@ impl Bloom {
     }
 
     fn hashes(&self, item: &str) -> (u64, u64) {
-        let mut h = self.a.build_hasher();
-        item.hash(&mut h);
-        let h1 = h.finish();
-        let mut h = self.b.build_hasher();
-        item.hash(&mut h);
-        (h1, h.finish() | 1)
+        (self.a.hash_one(item), self.b.hash_one(item) | 1)
     }
 
     /// Adds `item`; true when it may have been there already.
@@ -297,19 +292,19 @@ impl Checker<'_> {
         );
     }
 
+    /// Reports `what.field = target` when `resolves` is false (the target is neither in the
+    /// package nor a declared external reference).
     fn check_ref(
         &mut self,
         entry: &str,
         what: String,
         field: &str,
         target: Option<&str>,
-        exists: bool,
-        external: bool,
+        resolves: bool,
         target_kind: &str,
     ) {
         if let Some(t) = target
-            && !exists
-            && !external
+            && !resolves
         {
             self.findings.error(
                 entry,
@@ -352,7 +347,7 @@ fn stream<T: Entity, R: Read + Seek>(
             return Err(EngineError::Cancelled);
         }
         n += 1;
-        if n % 4096 == 0 {
+        if n.is_multiple_of(4096) {
             c.progress.advance(4096);
         }
         *c.counts.get_mut(T::KIND) += 1;
@@ -455,8 +450,7 @@ pub fn verify<R: Read + Seek>(
             format!("account {}", a.account_id),
             "defaultFileMapId",
             a.default_file_map_id.as_deref(),
-            exists,
-            external,
+            exists || external,
             "file map",
         );
         let preview = AccountPreview {
@@ -482,8 +476,7 @@ pub fn verify<R: Read + Seek>(
             format!("file map {map}"),
             "accountId",
             Some(&account),
-            exists,
-            external,
+            exists || external,
             "account",
         );
     }
@@ -522,8 +515,7 @@ pub fn verify<R: Read + Seek>(
             what.clone(),
             "accountId",
             f.account_id.as_deref(),
-            ea,
-            xa,
+            ea || xa,
             "account",
         );
         let (em, xm) = ref_state(
@@ -536,8 +528,7 @@ pub fn verify<R: Read + Seek>(
             what,
             "fileMapId",
             f.file_map_id.as_deref(),
-            em,
-            xm,
+            em || xm,
             "file map",
         );
         c.file_sizes.insert(f.file_id.clone(), f.file_size);

@@ -320,8 +320,8 @@ impl ParsedManifest {
                 let v = summary
                     .get(kind.count_key())
                     .or_else(|| summary.get(kind.snake_count_key()));
-                match v {
-                    Some(v) => match v.as_u64() {
+                if let Some(v) = v {
+                    match v.as_u64() {
                         Some(n) => {
                             declared_counts.insert(kind, n);
                         }
@@ -329,8 +329,7 @@ impl ParsedManifest {
                             "dataSummary.{} is not a whole number: {v}",
                             kind.count_key()
                         )),
-                    },
-                    None => {}
+                    }
                 }
             }
             analytics_included = summary

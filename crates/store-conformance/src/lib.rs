@@ -312,7 +312,7 @@ pub fn round_trip_every_field(store: &dyn ProfileStore) {
     assert_eq!(summary.counts.accounts, 6);
     assert_eq!(summary.counts.transactions, 60);
     assert_eq!(summary.counts.categories, 4);
-    assert_eq!(summary.category_rules, 0 + 3 + 6 + 9);
+    assert_eq!(summary.category_rules, 3 + 6 + 9);
     assert_eq!(summary.files_with_content, 2);
     assert_eq!(summary.file_bytes, 1234 + 1235);
     let mut snap = store.snapshot("alice").unwrap();
