@@ -311,10 +311,18 @@ impl Snapshot {
             return Ok(Vec::new());
         }
         let after = cursor(&mut self.cursors).clone();
-        let sql = format!(
-            "{} WHERE user_id = ?1 AND (?2 IS NULL OR {key_col} > ?2) ORDER BY {key_col} LIMIT ?3",
-            T::TABLE.select_sql()
-        );
+        // Two statements rather than `(?2 IS NULL OR …)`, which would stop SQLite from seeking
+        // the index to the cursor (every page would scan from the start).
+        let sql = match after {
+            None => format!(
+                "{} WHERE user_id = ?1 ORDER BY {key_col} LIMIT ?3",
+                T::TABLE.select_sql()
+            ),
+            Some(_) => format!(
+                "{} WHERE user_id = ?1 AND {key_col} > ?2 ORDER BY {key_col} LIMIT ?3",
+                T::TABLE.select_sql()
+            ),
+        };
         let mut stmt = self.conn.prepare_cached(&sql).map_err(db_err)?;
         let mut rows = stmt
             .query(params![self.user, after, max as i64])
@@ -350,11 +358,17 @@ impl Snapshot {
             Some((t, id)) => (Some(*t), Some(id.clone())),
             None => (None, None),
         };
-        let sql = format!(
-            "{} WHERE user_id = ?1 AND (?2 IS NULL OR ({time_col}, {id_col}) < (?2, ?3))
-             ORDER BY {time_col} DESC, {id_col} DESC LIMIT ?4",
-            T::TABLE.select_sql()
-        );
+        let sql = match after {
+            None => format!(
+                "{} WHERE user_id = ?1 ORDER BY {time_col} DESC, {id_col} DESC LIMIT ?4",
+                T::TABLE.select_sql()
+            ),
+            Some(_) => format!(
+                "{} WHERE user_id = ?1 AND ({time_col}, {id_col}) < (?2, ?3)
+                 ORDER BY {time_col} DESC, {id_col} DESC LIMIT ?4",
+                T::TABLE.select_sql()
+            ),
+        };
         let mut stmt = self.conn.prepare_cached(&sql).map_err(db_err)?;
         let mut rows = stmt
             .query(params![self.user, t, id, max as i64])
