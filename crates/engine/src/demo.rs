@@ -991,7 +991,7 @@ fn fill(
         total_tx += n;
 
         spill.seek(SeekFrom::Start(0))?;
-        let key = BlobStore::file_key(user, batch, &file_id, &file_name);
+        let key = BlobStore::file_key(user, batch, &file_id);
         let (size, digest) = engine.blobs.put_reader(&key, &mut spill)?;
         file_bytes += size;
         let currency = Currency::parse(spec.currency);

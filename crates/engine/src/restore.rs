@@ -228,7 +228,7 @@ fn write_all<R: Read + Seek>(
         }
         let (content_sha256, content_size) = match entries.get(&file.file_id) {
             Some(entry) => {
-                let key = BlobStore::file_key(user, batch, &file.file_id, &file.file_name);
+                let key = BlobStore::file_key(user, batch, &file.file_id);
                 let reader = reader.open_entry(entry)?;
                 let (size, digest) = engine.blobs.put_reader(&key, reader).map_err(|e| {
                     EngineError::Package(PackageError::Entry {

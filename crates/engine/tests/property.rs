@@ -174,7 +174,7 @@ fn build(env: &Env, user: &str, s: &Shape) {
     let mut w = env.engine.store.begin_restore(user).unwrap();
     let mut files = Vec::new();
     for (i, (name, bytes)) in s.files.iter().enumerate() {
-        let key = BlobStore::file_key(user, "prop", &id(4, i), name);
+        let key = BlobStore::file_key(user, "prop", &id(4, i));
         let (size, digest) = env.engine.blobs.put_reader(&key, &bytes[..]).unwrap();
         let mut f: TransactionFile = serde_json::from_value(serde_json::json!({
             "fileId": id(4, i), "fileName": name, "uploadDate": i, "fileSize": size,

@@ -29,6 +29,22 @@ pub struct BlobMeta {
     pub modified_ms: i64,
 }
 
+/// One safe path level: kept as is when it is made of `[A-Za-z0-9._-]` (and is not `.`/`..`
+/// or hidden), otherwise `~` followed by the hex of its bytes.
+fn key_part(part: &str) -> String {
+    let plain = !part.is_empty()
+        && part.len() <= 128
+        && !part.starts_with('.')
+        && part
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+    if plain {
+        part.to_string()
+    } else {
+        format!("~{}", hex::encode(part.as_bytes()))
+    }
+}
+
 /// Shuts the runtime down without blocking, so dropping the store is safe anywhere.
 struct RuntimeGuard(Option<Runtime>);
 
@@ -111,14 +127,17 @@ impl BlobStore {
         Path::parse(key).map_err(|e| StoreError::Blob(format!("bad blob key {key:?}: {e}")))
     }
 
-    /// Builds a key from parts; each part is encoded so it stays one path level.
+    /// Builds a key from parts. Each part becomes exactly one path level made of
+    /// `[A-Za-z0-9._-]` only (anything else is hex-encoded behind a `~`), so no user id or file
+    /// id can add a level, escape one, or trip a backend's path handling.
     pub fn key<'a>(parts: impl IntoIterator<Item = &'a str>) -> String {
-        Path::from_iter(parts.into_iter().map(PathPart::from)).to_string()
+        Path::from_iter(parts.into_iter().map(|p| PathPart::from(key_part(p)))).to_string()
     }
 
-    /// Where a restore or demo batch keeps a user's statement file.
-    pub fn file_key(user: &str, batch: &str, file_id: &str, file_name: &str) -> String {
-        Self::key(["users", user, "files", batch, file_id, file_name])
+    /// Where a restore or demo batch keeps a user's statement file. The file's name stays in its
+    /// metadata; keys are built from identifiers only.
+    pub fn file_key(user: &str, batch: &str, file_id: &str) -> String {
+        Self::key(["users", user, "files", batch, file_id])
     }
 
     /// The prefix of every blob of a user.
@@ -279,18 +298,59 @@ mod tests {
 
     #[test]
     fn keys_keep_parts_in_one_level() {
-        let k = BlobStore::file_key("a/b", "batch", "../x", "Umsätze 1/2.csv");
-        assert_eq!(k.split('/').count(), 6, "{k}");
-        assert!(k.split('/').all(|part| part != ".." && part != "."), "{k}");
-        let k = BlobStore::file_key("u", "b", "..", ".");
-        assert!(k.split('/').all(|part| part != ".." && part != "."), "{k}");
+        let k = BlobStore::file_key("a/b", "batch", "../x");
+        assert_eq!(
+            k,
+            format!(
+                "users/%7E{}/files/batch/%7E{}",
+                hex::encode("a/b"),
+                hex::encode("../x")
+            )
+        );
+        let k = BlobStore::file_key("alice", "b", "e633081f-a7ca-4ba9-b18a-98cf35ef27eb");
+        assert_eq!(
+            k,
+            "users/alice/files/b/e633081f-a7ca-4ba9-b18a-98cf35ef27eb"
+        );
+        assert_eq!(BlobStore::key([".."]), format!("%7E{}", hex::encode("..")));
+    }
+
+    #[test]
+    fn odd_identifiers_store_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::local(dir.path()).unwrap();
+        for (i, user) in [
+            "H:",
+            "'H:",
+            "ὔ.÷𞸤ቘ",
+            "a b",
+            "%41",
+            "..",
+            "x#1",
+            "C:\\x",
+            "~616c",
+        ]
+        .iter()
+        .enumerate()
+        {
+            let key = BlobStore::file_key(user, "b", &i.to_string());
+            store.put_bytes(&key, user.as_bytes()).unwrap();
+            let mut back = Vec::new();
+            store.open(&key).unwrap().read_to_end(&mut back).unwrap();
+            assert_eq!(back, user.as_bytes());
+            assert_eq!(
+                store.list(&BlobStore::user_prefix(user)).unwrap().len(),
+                1,
+                "{user:?}"
+            );
+        }
     }
 
     #[test]
     fn local_round_trip() {
         let dir = tempfile::tempdir().unwrap();
         let store = BlobStore::local(dir.path()).unwrap();
-        let key = BlobStore::file_key("alice", "b1", "f1", "statement.csv");
+        let key = BlobStore::file_key("alice", "b1", "f1");
         let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
         let (size, digest) = store.put_reader(&key, &data[..]).unwrap();
         assert_eq!(size, data.len() as u64);
