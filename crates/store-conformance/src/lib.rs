@@ -34,6 +34,7 @@ macro_rules! store_conformance_tests {
             snapshot_is_consistent,
             clear_returns_blob_keys,
             concurrent_restores_serialise,
+            job_marks_commit_with_the_rows,
         );
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {
@@ -486,4 +487,323 @@ pub fn concurrent_restores_serialise(store: &dyn ProfileStore) {
         first.join().unwrap();
     });
     assert_eq!(store.summary("alice").unwrap().counts.accounts, 6);
+}
+
+pub fn job_marks_commit_with_the_rows(store: &dyn ProfileStore) {
+    let s = sample(5);
+    {
+        let mut w = store.begin_restore("alice").unwrap();
+        w.insert_accounts(&s.accounts).unwrap();
+        w.mark_job("job-1").unwrap();
+        // Rolled back.
+    }
+    assert!(!store.job_committed("alice", "job-1").unwrap());
+    let mut w = store.begin_restore("alice").unwrap();
+    w.insert_accounts(&s.accounts).unwrap();
+    w.mark_job("job-2").unwrap();
+    w.commit().unwrap();
+    assert!(store.job_committed("alice", "job-2").unwrap());
+    assert!(!store.job_committed("bob", "job-2").unwrap());
+    store.clear_profile("alice").unwrap();
+    assert!(!store.job_committed("alice", "job-2").unwrap());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Job stores
+// ---------------------------------------------------------------------------------------------
+
+use fzip_store::jobs::{AuditRecord, Job, JobCursor, JobStatus, JobStore, JobType, Work};
+
+/// A job store for one test, and whatever must live as long as it.
+pub struct JobFixture {
+    pub store: Arc<dyn JobStore>,
+    pub guard: Box<dyn Any + Send>,
+}
+
+/// Generates one `#[test]` per job-store check, each with a fresh store from `$make`.
+#[macro_export]
+macro_rules! job_store_conformance_tests {
+    ($make:expr) => {
+        $crate::job_store_conformance_tests!(@tests $make;
+            jobs_belong_to_their_user,
+            idempotency_keys_return_the_first_job,
+            listing_is_newest_first_with_cursor_and_total,
+            updates_are_compare_and_set,
+            claims_respect_work_and_leases,
+            concurrent_claims_never_share_a_job,
+            progress_reports_carry_cancellation,
+            expiring_jobs_are_found,
+            audit_records_are_kept_per_user,
+        );
+    };
+    (@tests $make:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                let fixture: $crate::JobFixture = ($make)();
+                $crate::$name(&*fixture.store);
+                drop(fixture);
+            }
+        )*
+    };
+}
+
+fn job(id: &str, user: &str, t: JobType, created: i64) -> Job {
+    let status = match t {
+        JobType::Backup => JobStatus::BackupInitiated,
+        JobType::Export => JobStatus::ExportInitiated,
+        JobType::Restore => JobStatus::RestoreUploaded,
+        JobType::Import => JobStatus::ImportUploaded,
+    };
+    let mut j = Job::new(id, user, t, status, created);
+    j.params = serde_json::json!({ "backupType": "complete", "description": "Müller ✈️" });
+    j
+}
+
+pub fn jobs_belong_to_their_user(store: &dyn JobStore) {
+    let mut j = job("j1", "alice", JobType::Backup, 10);
+    j.results.insert(
+        "validation".into(),
+        serde_json::json!({ "overall_quality": "excellent" }),
+    );
+    j.package_size = Some(u64::MAX >> 2);
+    store.create_job(&j).unwrap();
+    let back = store.get_job("alice", "j1").unwrap().unwrap();
+    assert_eq!(back, j);
+    assert!(store.get_job("bob", "j1").unwrap().is_none());
+    assert!(!store.delete_job("bob", "j1").unwrap());
+    assert!(store.get_job("alice", "j1").unwrap().is_some());
+    assert!(matches!(
+        store.create_job(&j),
+        Err(StoreError::Duplicate { .. })
+    ));
+    assert!(store.delete_job("alice", "j1").unwrap());
+    assert!(store.get_job("alice", "j1").unwrap().is_none());
+}
+
+pub fn idempotency_keys_return_the_first_job(store: &dyn JobStore) {
+    let mut a = job("a", "alice", JobType::Backup, 1);
+    a.idempotency_key = Some("key-1".into());
+    assert_eq!(store.create_job(&a).unwrap().job_id, "a");
+    let mut b = job("b", "alice", JobType::Backup, 2);
+    b.idempotency_key = Some("key-1".into());
+    assert_eq!(store.create_job(&b).unwrap().job_id, "a");
+    assert!(store.get_job("alice", "b").unwrap().is_none());
+    // Another user may use the same key.
+    let mut c = job("c", "bob", JobType::Backup, 3);
+    c.idempotency_key = Some("key-1".into());
+    assert_eq!(store.create_job(&c).unwrap().job_id, "c");
+}
+
+pub fn listing_is_newest_first_with_cursor_and_total(store: &dyn JobStore) {
+    for i in 0..25 {
+        let t = if i % 5 == 0 {
+            JobType::Restore
+        } else {
+            JobType::Backup
+        };
+        store
+            .create_job(&job(&format!("j{i:02}"), "alice", t, 1000 + i))
+            .unwrap();
+    }
+    store
+        .create_job(&job("other", "bob", JobType::Backup, 5000))
+        .unwrap();
+    let page = store
+        .list_jobs("alice", &[JobType::Backup], None, 0, 7)
+        .unwrap();
+    assert_eq!(page.total, 20);
+    assert_eq!(page.jobs.len(), 7);
+    assert_eq!(page.jobs[0].job_id, "j24");
+    assert!(
+        page.jobs
+            .windows(2)
+            .all(|w| w[0].created_at > w[1].created_at)
+    );
+    let mut seen: Vec<String> = page.jobs.iter().map(|j| j.job_id.clone()).collect();
+    let mut cursor: Option<JobCursor> = page.next;
+    while let Some(c) = cursor {
+        let p = store
+            .list_jobs("alice", &[JobType::Backup], Some(&c), 0, 7)
+            .unwrap();
+        seen.extend(p.jobs.iter().map(|j| j.job_id.clone()));
+        cursor = p.next;
+    }
+    assert_eq!(seen.len(), 20);
+    let mut dedup = seen.clone();
+    dedup.sort();
+    dedup.dedup();
+    assert_eq!(dedup.len(), 20);
+    // Offsets work too.
+    let p = store
+        .list_jobs("alice", &[JobType::Backup], None, 14, 7)
+        .unwrap();
+    assert_eq!(p.jobs.len(), 6);
+    assert!(p.next.is_none());
+    let both = store
+        .list_jobs("alice", &[JobType::Backup, JobType::Restore], None, 0, 100)
+        .unwrap();
+    assert_eq!(both.total, 25);
+    assert!(
+        store
+            .list_jobs("carol", &[JobType::Backup], None, 0, 10)
+            .unwrap()
+            .jobs
+            .is_empty()
+    );
+}
+
+pub fn updates_are_compare_and_set(store: &dyn JobStore) {
+    let j = store
+        .create_job(&job("j", "alice", JobType::Restore, 1))
+        .unwrap();
+    let mut first = j.clone();
+    first.status = JobStatus::RestoreValidating;
+    first.work = Some(Work::Validate);
+    assert!(store.update_job(&first).unwrap());
+    let mut stale = j.clone();
+    stale.status = JobStatus::RestoreCanceled;
+    assert!(
+        !store.update_job(&stale).unwrap(),
+        "a stale version must not overwrite"
+    );
+    let now = store.get_job("alice", "j").unwrap().unwrap();
+    assert_eq!(now.status, JobStatus::RestoreValidating);
+    assert_eq!(now.version, j.version + 1);
+    assert_eq!(now.work, Some(Work::Validate));
+}
+
+pub fn claims_respect_work_and_leases(store: &dyn JobStore) {
+    store
+        .create_job(&job("idle", "alice", JobType::Backup, 1))
+        .unwrap();
+    assert!(
+        store.claim_job("w1", 100, 1000).unwrap().is_none(),
+        "no work, no claim"
+    );
+    let mut j = store.get_job("alice", "idle").unwrap().unwrap();
+    j.work = Some(Work::Backup);
+    assert!(store.update_job(&j).unwrap());
+    let claimed = store.claim_job("w1", 100, 1000).unwrap().unwrap();
+    assert_eq!(claimed.job_id, "idle");
+    assert_eq!(claimed.lease_owner.as_deref(), Some("w1"));
+    assert_eq!(claimed.lease_until, Some(1100));
+    assert_eq!(claimed.attempts, 1);
+    assert!(
+        store.claim_job("w2", 500, 1000).unwrap().is_none(),
+        "lease still held"
+    );
+    // The lease runs out: another worker takes the job over.
+    let taken = store.claim_job("w2", 1200, 1000).unwrap().unwrap();
+    assert_eq!(taken.lease_owner.as_deref(), Some("w2"));
+    assert_eq!(taken.attempts, 2);
+    assert!(
+        !store
+            .report_progress("idle", "w1", 50, "x", 1300, 2300)
+            .unwrap()
+            .still_owner
+    );
+    store.release_job("idle", "w2").unwrap();
+    let again = store.claim_job("w3", 1300, 1000).unwrap().unwrap();
+    assert_eq!(again.lease_owner.as_deref(), Some("w3"));
+    // Finished work is never claimed again.
+    let mut done = again.clone();
+    done.work = None;
+    done.status = JobStatus::BackupCompleted;
+    assert!(store.update_job(&done).unwrap());
+    store.release_job("idle", "w3").unwrap();
+    assert!(store.claim_job("w4", 9_999_999, 1000).unwrap().is_none());
+}
+
+pub fn concurrent_claims_never_share_a_job(store: &dyn JobStore) {
+    for i in 0..40 {
+        let mut j = job(&format!("c{i:02}"), "alice", JobType::Backup, i);
+        j.work = Some(Work::Backup);
+        store.create_job(&j).unwrap();
+    }
+    let claimed = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for w in 0..4 {
+            let claimed = &claimed;
+            s.spawn(move || {
+                while let Some(j) = store.claim_job(&format!("w{w}"), 1_000, 60_000).unwrap() {
+                    claimed.lock().unwrap().push(j.job_id);
+                }
+            });
+        }
+    });
+    let mut ids = claimed.into_inner().unwrap();
+    assert_eq!(ids.len(), 40);
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 40, "a job was claimed twice");
+}
+
+pub fn progress_reports_carry_cancellation(store: &dyn JobStore) {
+    let mut j = job("p", "alice", JobType::Restore, 1);
+    j.work = Some(Work::Restore);
+    store.create_job(&j).unwrap();
+    store.claim_job("w", 10, 1000).unwrap().unwrap();
+    let ack = store
+        .report_progress("p", "w", 42, "restoring_transactions", 20, 2000)
+        .unwrap();
+    assert!(ack.still_owner && !ack.cancel_requested);
+    let mut current = store.get_job("alice", "p").unwrap().unwrap();
+    assert_eq!(
+        (current.progress, current.current_phase.as_str()),
+        (42, "restoring_transactions")
+    );
+    current.cancel_requested = true;
+    assert!(store.update_job(&current).unwrap());
+    let ack = store
+        .report_progress("p", "w", 43, "restoring_transactions", 30, 2000)
+        .unwrap();
+    assert!(ack.cancel_requested);
+    // Progress reports never make a business update conflict.
+    let before = store.get_job("alice", "p").unwrap().unwrap();
+    store.report_progress("p", "w", 44, "x", 40, 2000).unwrap();
+    let mut after = before.clone();
+    after.status = JobStatus::RestoreCanceled;
+    assert!(store.update_job(&after).unwrap());
+}
+
+pub fn expiring_jobs_are_found(store: &dyn JobStore) {
+    let mut a = job("a", "alice", JobType::Backup, 1);
+    a.package_key = Some("packages/alice/a.fzip".into());
+    a.expires_at = Some(100);
+    let mut b = job("b", "alice", JobType::Backup, 2);
+    b.package_key = Some("packages/alice/b.fzip".into());
+    b.expires_at = Some(1_000);
+    let mut c = job("c", "alice", JobType::Backup, 3);
+    c.expires_at = Some(50);
+    for j in [&a, &b, &c] {
+        store.create_job(j).unwrap();
+    }
+    let found: Vec<String> = store
+        .expiring_jobs(500, 10)
+        .unwrap()
+        .into_iter()
+        .map(|j| j.job_id)
+        .collect();
+    assert_eq!(found, vec!["a".to_string()]);
+}
+
+pub fn audit_records_are_kept_per_user(store: &dyn JobStore) {
+    for (i, user) in ["alice", "bob", "alice"].iter().enumerate() {
+        store
+            .append_audit(&AuditRecord {
+                at: i as i64,
+                user_id: user.to_string(),
+                action: "backup.create".into(),
+                job_id: Some(format!("j{i}")),
+                outcome: "ok".into(),
+                detail: None,
+                source: Some("127.0.0.1".into()),
+            })
+            .unwrap();
+    }
+    let alice = store.list_audit(Some("alice"), 10).unwrap();
+    assert_eq!(alice.len(), 2);
+    assert_eq!(alice[0].job_id.as_deref(), Some("j2"), "newest first");
+    assert_eq!(store.list_audit(None, 10).unwrap().len(), 3);
 }

@@ -8,8 +8,7 @@
 #![forbid(unsafe_code)]
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::path::Path;
 
 use fzip_model::{Account, AnalyticsRecord, Category, EntityCounts, FileMap, Transaction};
 use fzip_store::codec::{RowCodec, SqlRow, SqlValue};
@@ -17,50 +16,53 @@ use fzip_store::{
     ProfileSnapshot, ProfileStore, ProfileSummary, ProfileWriter, Result, StoreError, StoredFile,
 };
 use rusqlite::types::{ToSqlOutput, ValueRef};
-use rusqlite::{Connection, OpenFlags, ToSql, params};
+use rusqlite::{Connection, ToSql, params};
 
-mod embedded {
-    refinery::embed_migrations!("migrations");
+mod jobs;
+mod pool;
+
+pub use jobs::SqliteJobStore;
+
+use pool::{Pool, Pooled};
+
+mod profile_migrations {
+    refinery::embed_migrations!("migrations/profiles");
 }
 
 /// Profiles in one SQLite database file.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct SqliteStore {
-    path: PathBuf,
+    pool: Pool,
 }
 
-fn db_err(e: rusqlite::Error) -> StoreError {
+pub(crate) fn db_err(e: rusqlite::Error) -> StoreError {
     StoreError::Database(e.to_string())
 }
 
-/// Page cache per connection, in KiB. Small and fixed, so memory does not grow with profiles.
-const CACHE_KIB: i64 = 8 * 1024;
+/// Creates the folder of a database file.
+pub(crate) fn ensure_parent(path: &Path) -> Result<()> {
+    if let Some(dir) = path.parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir)?;
+    }
+    Ok(())
+}
 
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and applies pending migrations.
     pub fn open(path: &Path) -> Result<Self> {
-        if let Some(dir) = path.parent()
-            && !dir.as_os_str().is_empty()
-        {
-            std::fs::create_dir_all(dir)?;
-        }
-        let store = SqliteStore {
-            path: path.to_path_buf(),
-        };
-        let mut conn = store.connect()?;
-        embedded::migrations::runner()
-            .run(&mut conn)
-            .map_err(|e| StoreError::Schema(format!("migrating {}: {e}", path.display())))?;
-        Ok(store)
+        Self::migrate(path)?;
+        Ok(SqliteStore {
+            pool: Pool::new(path, 8),
+        })
     }
 
     /// Applies pending migrations and returns the names of those applied.
     pub fn migrate(path: &Path) -> Result<Vec<String>> {
-        let store = SqliteStore {
-            path: path.to_path_buf(),
-        };
-        let mut conn = store.connect()?;
-        let report = embedded::migrations::runner()
+        ensure_parent(path)?;
+        let mut conn = Pool::new(path, 0).open()?;
+        let report = profile_migrations::migrations::runner()
             .run(&mut conn)
             .map_err(|e| StoreError::Schema(format!("migrating {}: {e}", path.display())))?;
         Ok(report
@@ -71,28 +73,11 @@ impl SqliteStore {
     }
 
     pub fn path(&self) -> &Path {
-        &self.path
+        self.pool.path()
     }
 
-    /// A new connection with fzip's settings.
-    pub fn connect(&self) -> Result<Connection> {
-        let conn = Connection::open_with_flags(
-            &self.path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE
-                | OpenFlags::SQLITE_OPEN_CREATE
-                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(db_err)?;
-        conn.busy_timeout(Duration::from_secs(60)).map_err(db_err)?;
-        conn.execute_batch(&format!(
-            "PRAGMA journal_mode = WAL;
-             PRAGMA synchronous = FULL;
-             PRAGMA foreign_keys = OFF;
-             PRAGMA cache_size = -{CACHE_KIB};
-             PRAGMA temp_store = FILE;"
-        ))
-        .map_err(db_err)?;
-        Ok(conn)
+    fn connect(&self) -> Result<Pooled<'_>> {
+        self.pool.get()
     }
 }
 
@@ -181,7 +166,7 @@ fn summary(conn: &Connection, user: &str) -> Result<ProfileSummary> {
 
 impl ProfileStore for SqliteStore {
     fn describe(&self) -> String {
-        format!("sqlite://{}", self.path.display())
+        format!("sqlite://{}", self.path().display())
     }
 
     fn summary(&self, user: &str) -> Result<ProfileSummary> {
@@ -245,6 +230,7 @@ impl ProfileStore for SqliteStore {
                 "file_maps",
                 "accounts",
                 "analytics",
+                "job_log",
             ] {
                 conn.execute(
                     &format!("DELETE FROM {table} WHERE user_id = ?1"),
@@ -264,6 +250,18 @@ impl ProfileStore for SqliteStore {
                 Err(e)
             }
         }
+    }
+
+    fn job_committed(&self, user: &str, job_id: &str) -> Result<bool> {
+        let conn = self.connect()?;
+        let n: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM job_log WHERE user_id = ?1 AND job_id = ?2",
+                params![user, job_id],
+                |r| r.get(0),
+            )
+            .map_err(db_err)?;
+        Ok(n > 0)
     }
 
     fn referenced_blob_keys(&self) -> Result<HashSet<String>> {
@@ -290,14 +288,14 @@ struct Cursors {
     done: HashSet<&'static str>,
 }
 
-struct Snapshot {
-    conn: Connection,
+struct Snapshot<'a> {
+    conn: Pooled<'a>,
     user: String,
     cursors: Cursors,
     summary: Option<ProfileSummary>,
 }
 
-impl Snapshot {
+impl Snapshot<'_> {
     /// One page of a collection ordered by a single text key.
     fn page_by_key<T: RowCodec>(
         &mut self,
@@ -387,7 +385,7 @@ impl Snapshot {
     }
 }
 
-impl ProfileSnapshot for Snapshot {
+impl ProfileSnapshot for Snapshot<'_> {
     fn summary(&mut self) -> Result<ProfileSummary> {
         match &self.summary {
             Some(s) => Ok(s.clone()),
@@ -452,19 +450,19 @@ impl ProfileSnapshot for Snapshot {
     }
 }
 
-impl Drop for Snapshot {
+impl Drop for Snapshot<'_> {
     fn drop(&mut self) {
         let _ = self.conn.execute_batch("ROLLBACK");
     }
 }
 
-struct Writer {
-    conn: Connection,
+struct Writer<'a> {
+    conn: Pooled<'a>,
     user: String,
     done: bool,
 }
 
-impl Writer {
+impl Writer<'_> {
     fn insert<T: RowCodec + HasId>(&mut self, rows: &[T]) -> Result<()> {
         let sql = T::TABLE.insert_sql(|i| format!("?{i}"));
         let mut stmt = self.conn.prepare_cached(&sql).map_err(db_err)?;
@@ -534,7 +532,7 @@ impl HasId for AnalyticsRecord {
     }
 }
 
-impl ProfileWriter for Writer {
+impl ProfileWriter for Writer<'_> {
     fn insert_accounts(&mut self, rows: &[Account]) -> Result<()> {
         self.insert(rows)
     }
@@ -553,6 +551,15 @@ impl ProfileWriter for Writer {
     fn insert_analytics(&mut self, rows: &[AnalyticsRecord]) -> Result<()> {
         self.insert(rows)
     }
+    fn mark_job(&mut self, job_id: &str) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT INTO job_log (user_id, job_id, committed_at) VALUES (?1, ?2, ?3)",
+                params![self.user, job_id, now_ms()],
+            )
+            .map_err(db_err)?;
+        Ok(())
+    }
     fn commit(mut self: Box<Self>) -> Result<()> {
         self.conn.execute_batch("COMMIT").map_err(db_err)?;
         self.done = true;
@@ -560,10 +567,17 @@ impl ProfileWriter for Writer {
     }
 }
 
-impl Drop for Writer {
+impl Drop for Writer<'_> {
     fn drop(&mut self) {
         if !self.done {
             let _ = self.conn.execute_batch("ROLLBACK");
         }
     }
+}
+
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }

@@ -16,3 +16,17 @@ fn sqlite() -> Fixture {
 }
 
 store_conformance_tests!(sqlite);
+
+fn sqlite_jobs() -> fzip_store_conformance::JobFixture {
+    let dir = tempfile::tempdir().unwrap();
+    let store = fzip_store_sqlite::SqliteJobStore::open(&dir.path().join("jobs.db")).unwrap();
+    fzip_store_conformance::JobFixture {
+        store: Arc::new(store),
+        guard: Box::new(dir),
+    }
+}
+
+mod jobs {
+    use super::sqlite_jobs;
+    fzip_store_conformance::job_store_conformance_tests!(sqlite_jobs);
+}

@@ -9,6 +9,7 @@
 pub mod blob;
 pub mod codec;
 mod error;
+pub mod jobs;
 
 use fzip_model::{
     Account, AnalyticsRecord, Category, EntityCounts, FileMap, Transaction, TransactionFile,
@@ -17,6 +18,9 @@ use serde::Serialize;
 
 pub use blob::{BlobMeta, BlobStore};
 pub use error::{StoreError, describe};
+pub use jobs::{
+    AuditRecord, Job, JobCursor, JobPage, JobStatus, JobStore, JobType, ProgressAck, Work,
+};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
@@ -84,6 +88,9 @@ pub trait ProfileWriter: Send {
     fn insert_transaction_files(&mut self, rows: &[StoredFile]) -> Result<()>;
     fn insert_transactions(&mut self, rows: &[Transaction]) -> Result<()>;
     fn insert_analytics(&mut self, rows: &[AnalyticsRecord]) -> Result<()>;
+    /// Records, in the same transaction, that `job_id` wrote this profile; after a crash,
+    /// [`ProfileStore::job_committed`] tells whether the job's writes were committed.
+    fn mark_job(&mut self, job_id: &str) -> Result<()>;
     /// Makes every write visible at once.
     fn commit(self: Box<Self>) -> Result<()>;
 }
@@ -110,4 +117,7 @@ pub trait ProfileStore: Send + Sync {
 
     /// Every blob key the store's rows refer to (for garbage collection of unreferenced blobs).
     fn referenced_blob_keys(&self) -> Result<std::collections::HashSet<String>>;
+
+    /// True when a writer that called [`ProfileWriter::mark_job`] with `job_id` committed.
+    fn job_committed(&self, user: &str, job_id: &str) -> Result<bool>;
 }
