@@ -122,6 +122,67 @@ pub enum Command {
     },
     /// Apply pending database migrations.
     Migrate,
+    /// Run the HTTP service: the FZIP API, background jobs, signed URLs, metrics.
+    Serve(ServeArgs),
+    /// Print a bearer token for a user (embedded HS256 mode), and nothing else.
+    Token {
+        #[arg(long)]
+        user: String,
+        /// How long the token is valid.
+        #[arg(long, default_value_t = 24)]
+        ttl_hours: u64,
+    },
+    /// Show the audit trail: who did what, when, with what outcome.
+    Audit {
+        /// One user's records (all users when absent).
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: u64,
+    },
+}
+
+/// `fzip serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "FZIP_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
+    /// The address clients reach the server at, for signed URLs (default: each request's Host).
+    #[arg(long, env = "FZIP_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Jobs run at the same time.
+    #[arg(long, env = "FZIP_WORKERS", default_value_t = 2)]
+    pub workers: usize,
+    /// How long a finished backup stays downloadable, in hours.
+    #[arg(long, env = "FZIP_PACKAGE_TTL_HOURS", default_value_t = 168)]
+    pub package_ttl_hours: u64,
+    /// How long signed download and upload URLs are valid, in seconds.
+    #[arg(long, env = "FZIP_URL_TTL_SECS", default_value_t = 3600)]
+    pub url_ttl_secs: u64,
+    /// Largest package accepted for upload, in bytes.
+    #[arg(long, env = "FZIP_MAX_UPLOAD_BYTES", default_value_t = 2 << 30)]
+    pub max_upload_bytes: u64,
+    /// On shutdown, seconds running jobs get to finish before they are stopped and requeued.
+    #[arg(long, env = "FZIP_SHUTDOWN_GRACE_SECS", default_value_t = 20)]
+    pub shutdown_grace_secs: u64,
+    /// Seconds a worker's claim on a job lasts without a heartbeat.
+    #[arg(long, env = "FZIP_LEASE_SECS", default_value_t = 30)]
+    pub lease_secs: u64,
+    /// Verify RS256 tokens with the keys at this JWKS URL (Cognito:
+    /// https://cognito-idp.REGION.amazonaws.com/POOL/.well-known/jwks.json) instead of the local
+    /// HS256 secret.
+    #[arg(long, env = "FZIP_JWKS_URL")]
+    pub jwks_url: Option<String>,
+    /// Required `iss` of RS256 tokens.
+    #[arg(long, env = "FZIP_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+    /// Required audience of RS256 tokens (`aud`, or Cognito's `client_id`).
+    #[arg(long, env = "FZIP_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+    /// Log lines as `text` or `json`.
+    #[arg(long, env = "FZIP_LOG_FORMAT", default_value = "text")]
+    pub log_format: String,
 }
 
 #[derive(Debug, Subcommand)]

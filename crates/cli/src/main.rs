@@ -9,6 +9,7 @@ use std::fs::{self, File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, anyhow};
 use clap::Parser;
@@ -16,11 +17,13 @@ use fzip_engine::{
     BackupOptions, CancelFlag, DemoOptions, DiffOptions, Engine, EngineError, RestoreOptions,
 };
 use fzip_format::{Limits, PackageError};
+use fzip_server::{AuthConfig, ServerConfig};
 use fzip_store::BlobStore;
-use fzip_store_sqlite::SqliteStore;
+use fzip_store::jobs::JobStore;
+use fzip_store_sqlite::{SqliteJobStore, SqliteStore};
 use serde_json::json;
 
-use crate::cli::{Cli, Command, ProfileCommand};
+use crate::cli::{Cli, Command, ProfileCommand, ServeArgs};
 use crate::output::Out;
 use crate::progress::Bar;
 
@@ -79,16 +82,11 @@ type Outcome = Result<(), Failure>;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("FZIP_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let serving = matches!(cli.command, Command::Serve(_));
+    init_logging(&cli, serving);
     let out = Out::new(cli.json);
     let cancel = Arc::new(CancelFlag::default());
-    {
+    if !serving {
         let cancel = cancel.clone();
         // A second Ctrl-C ends the process at once; the database stays consistent either way.
         let _ = ctrlc::set_handler(move || {
@@ -121,6 +119,28 @@ fn main() -> ExitCode {
             out.error("ERROR", &format!("{e:#}"), None);
             ExitCode::from(1)
         }
+    }
+}
+
+/// Logs go to stderr: warnings for commands, `info` with job ids for the server (`FZIP_LOG`
+/// overrides; `--log-format json` for structured lines).
+fn init_logging(cli: &Cli, serving: bool) {
+    let default = if serving { "info" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FZIP_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let json = matches!(&cli.command, Command::Serve(a) if a.log_format == "json");
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    if json {
+        builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .init();
+    } else {
+        builder.init();
     }
 }
 
@@ -255,7 +275,7 @@ fn run(cli: &Cli, out: &Out, cancel: Arc<CancelFlag>) -> Outcome {
                 file,
                 &RestoreOptions {
                     validate_only: *validate_only,
-                    batch_id: None,
+                    ..Default::default()
                 },
                 &bar,
             )?;
@@ -331,16 +351,113 @@ fn run(cli: &Cli, out: &Out, cancel: Arc<CancelFlag>) -> Outcome {
             out.gc(&report);
             Ok(())
         }
+        Command::Serve(args) => serve(cli, args),
+        Command::Token { user, ttl_hours } => {
+            let secret =
+                fzip_server::auth::load_or_create_secret(&cli.data_dir.join(JWT_SECRET_FILE))
+                    .with_context(|| {
+                        format!(
+                            "cannot read or create the token secret in {}",
+                            cli.data_dir.display()
+                        )
+                    })?;
+            let token = fzip_server::auth::mint_token(
+                &secret,
+                user,
+                Duration::from_secs(ttl_hours.saturating_mul(3600)),
+            )
+            .context("cannot sign the token")?;
+            println!("{token}");
+            Ok(())
+        }
+        Command::Audit { user, limit } => {
+            let jobs = SqliteJobStore::open(&cli.data_dir.join("jobs.db")).with_context(|| {
+                format!("cannot open the job database in {}", cli.data_dir.display())
+            })?;
+            let records = jobs
+                .list_audit(user.as_deref(), *limit)
+                .map_err(|e| anyhow!(e))?;
+            out.audit(&records);
+            Ok(())
+        }
         Command::Migrate => {
             fs::create_dir_all(&cli.data_dir)
                 .with_context(|| format!("cannot create {}", cli.data_dir.display()))?;
             let path = cli.data_dir.join("fzip.db");
-            let applied = SqliteStore::migrate(&path)
+            let mut applied = SqliteStore::migrate(&path)
                 .with_context(|| format!("migrating {}", path.display()))?;
+            let jobs_path = cli.data_dir.join("jobs.db");
+            applied.extend(
+                SqliteJobStore::migrate(&jobs_path)
+                    .with_context(|| format!("migrating {}", jobs_path.display()))?,
+            );
             out.migrated(&path.display().to_string(), &applied);
             Ok(())
         }
     }
+}
+
+const JWT_SECRET_FILE: &str = "jwt-secret";
+const URL_KEY_FILE: &str = "url-signing-key";
+
+/// `fzip serve`: the HTTP service on the embedded store.
+fn serve(cli: &Cli, args: &ServeArgs) -> Outcome {
+    let engine = engine(cli)?;
+    let jobs = SqliteJobStore::open(&cli.data_dir.join("jobs.db"))
+        .with_context(|| format!("cannot open the job database in {}", cli.data_dir.display()))?;
+    let auth = match &args.jwks_url {
+        Some(url) => AuthConfig::Jwks {
+            url: url.clone(),
+            issuer: args.jwt_issuer.clone(),
+            audience: args.jwt_audience.clone(),
+        },
+        None => AuthConfig::Hs256 {
+            secret: fzip_server::auth::load_or_create_secret(&cli.data_dir.join(JWT_SECRET_FILE))
+                .context("cannot read or create the token secret")?,
+            issuer: fzip_server::auth::EMBEDDED_ISSUER.into(),
+            audience: fzip_server::auth::EMBEDDED_AUDIENCE.into(),
+        },
+    };
+    let url_key = match std::env::var("FZIP_URL_SIGNING_KEY") {
+        Ok(k) if k.len() >= 32 => k.into_bytes(),
+        Ok(_) => {
+            return Err(Failure::Usage(
+                "FZIP_URL_SIGNING_KEY must be at least 32 characters".into(),
+            ));
+        }
+        Err(_) => fzip_server::auth::load_or_create_secret(&cli.data_dir.join(URL_KEY_FILE))
+            .context("cannot read or create the URL signing key")?,
+    };
+    let mut config = ServerConfig::new(args.listen, cli.data_dir.clone(), auth, url_key);
+    config.public_url = args.public_url.clone();
+    config.workers = args.workers.max(1);
+    config.package_ttl = Duration::from_secs(args.package_ttl_hours.saturating_mul(3600));
+    config.url_ttl = Duration::from_secs(args.url_ttl_secs.max(1));
+    config.max_upload_bytes = args.max_upload_bytes;
+    config.shutdown_grace = Duration::from_secs(args.shutdown_grace_secs);
+    config.lease = Duration::from_secs(args.lease_secs.max(1));
+    config.limits = limits(cli);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("fzip-serve")
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime
+        .block_on(async move {
+            let listener = tokio::net::TcpListener::bind(config.listen)
+                .await
+                .with_context(|| format!("cannot listen on {}", config.listen))?;
+            let addr = listener.local_addr()?;
+            eprintln!(
+                "fzip listening on http://{addr} (data in {})",
+                config.data_dir.display()
+            );
+            let state = fzip_server::new_state(config, engine, Arc::new(jobs));
+            fzip_server::run(listener, state, fzip_server::shutdown_signal())
+                .await
+                .map_err(anyhow::Error::from)
+        })
+        .map_err(Failure::Error)
 }
 
 fn require_file(path: &Path) -> Result<(), Failure> {

@@ -451,6 +451,31 @@ impl Out {
         );
     }
 
+    pub fn audit(&self, records: &[fzip_store::AuditRecord]) {
+        if self.json {
+            return self.print_json(&json!({ "records": records }));
+        }
+        if records.is_empty() {
+            println!("No audit records.");
+        }
+        for r in records {
+            let at = chrono::DateTime::from_timestamp_millis(r.at)
+                .map(|d| d.format("%Y-%m-%d %H:%M:%S%.3fZ").to_string())
+                .unwrap_or_default();
+            println!(
+                "{at}  {:<16} {:<22} {:<10} {}{}",
+                r.user_id,
+                r.action,
+                r.outcome,
+                r.job_id.as_deref().unwrap_or("-"),
+                r.detail
+                    .as_ref()
+                    .map(|d| format!("  ({d})"))
+                    .unwrap_or_default()
+            );
+        }
+    }
+
     pub fn migrated(&self, path: &str, applied: &[String]) {
         if self.json {
             return self.print_json(&json!({ "database": path, "applied": applied }));

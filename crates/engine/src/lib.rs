@@ -15,6 +15,7 @@ pub mod backup;
 pub mod demo;
 pub mod diff;
 mod error;
+pub mod jobs;
 pub mod progress;
 pub mod restore;
 pub mod verify;

@@ -34,6 +34,9 @@ pub struct RestoreOptions {
     pub validate_only: bool,
     /// Names the blob batch (a new id when `None`).
     pub batch_id: Option<String>,
+    /// The job doing the restore: recorded in the same transaction as the rows, so that after a
+    /// crash [`fzip_store::ProfileStore::job_committed`] tells whether the restore committed.
+    pub job_id: Option<String>,
 }
 
 /// What a restore did.
@@ -114,7 +117,14 @@ pub fn restore(
         &mut outcome,
     );
     let result = result.and_then(|()| {
+        if let Some(job) = &options.job_id {
+            tx.mark_job(job)?;
+        }
+        // The last moment a cancel can still take effect.
         progress.phase("committing", 0);
+        if progress.is_cancelled() {
+            return Err(EngineError::Cancelled);
+        }
         tx.commit().map_err(EngineError::from)
     });
     if let Err(e) = result {

@@ -10,7 +10,7 @@ use std::hash::BuildHasher;
 use std::io::{Read, Seek};
 
 use fzip_format::{
-    Dialect, ElementError, PackageError, PackageReader, Problem, ReadError, Severity,
+    Dialect, ElementError, PackageError, PackageReader, Problem, ProblemKind, ReadError, Severity,
     format_checksum,
 };
 use fzip_model::{
@@ -158,6 +158,12 @@ impl Findings {
     fn error(&mut self, entry: &str, message: String) {
         self.push(Problem::error(Some(entry), message));
     }
+    fn schema_error(&mut self, entry: &str, message: String) {
+        self.push(Problem::error(Some(entry), message).of_kind(ProblemKind::Schema));
+    }
+    fn reference_error(&mut self, entry: &str, message: String) {
+        self.push(Problem::error(Some(entry), message).of_kind(ProblemKind::Reference));
+    }
     fn warning(&mut self, entry: &str, message: String) {
         self.push(Problem::warning(Some(entry), message));
     }
@@ -277,7 +283,7 @@ impl Checker<'_> {
     ) {
         for i in issues {
             self.findings
-                .error(entry, format!("{} {id}: {i}", kind.singular()));
+                .schema_error(entry, format!("{} {id}: {i}", kind.singular()));
         }
     }
 
@@ -286,7 +292,7 @@ impl Checker<'_> {
             Some(id) => format!("{} {id} (element {})", kind.singular(), e.index),
             None => format!("{} at element {}", kind.singular(), e.index),
         };
-        self.findings.error(
+        self.findings.schema_error(
             entry,
             format!("{who} does not fit the schema: {}", e.message),
         );
@@ -306,7 +312,7 @@ impl Checker<'_> {
         if let Some(t) = target
             && !resolves
         {
-            self.findings.error(
+            self.findings.reference_error(
                 entry,
                 format!("{what}: {field} {t} refers to no {target_kind} in the package"),
             );
@@ -427,7 +433,7 @@ pub fn verify<R: Read + Seek>(
             .is_some()
         {
             c.findings
-                .error(entry, format!("file map {} appears twice", m.file_map_id));
+                .reference_error(entry, format!("file map {} appears twice", m.file_map_id));
         }
         if let Some(a) = m.account_id {
             map_accounts.push((m.file_map_id, a));
@@ -462,7 +468,7 @@ pub fn verify<R: Read + Seek>(
         };
         if c.accounts.insert(a.account_id.clone(), preview).is_some() {
             c.findings
-                .error(entry, format!("account {} appears twice", a.account_id));
+                .reference_error(entry, format!("account {} appears twice", a.account_id));
         } else {
             c.account_order.push(a.account_id);
         }
@@ -494,7 +500,7 @@ pub fn verify<R: Read + Seek>(
             .is_some()
         {
             c.findings
-                .error(entry, format!("category {} appears twice", k.category_id));
+                .reference_error(entry, format!("category {} appears twice", k.category_id));
         }
     })?;
     let categories_entry = Checker::entry_name(reader, EntityKind::Categories);
@@ -541,7 +547,7 @@ pub fn verify<R: Read + Seek>(
             sha256: None,
         };
         if c.files.insert(f.file_id.clone(), report).is_some() {
-            c.findings.error(
+            c.findings.reference_error(
                 entry,
                 format!("transaction file {} appears twice", f.file_id),
             );
@@ -561,7 +567,7 @@ pub fn verify<R: Read + Seek>(
     stream::<AnalyticsRecord, R>(reader, &mut c, |c, entry, a| {
         if !c.analytics_keys.insert(a.key()) {
             c.findings
-                .error(entry, format!("analytics record {} appears twice", a.key()));
+                .reference_error(entry, format!("analytics record {} appears twice", a.key()));
         }
         if let Some(acc) = &a.account_id
             && !c.accounts.contains_key(acc)
@@ -678,7 +684,7 @@ fn check_transaction(c: &mut Checker<'_>, entry: &str, t: &Transaction) {
     match c.accounts.get_mut(&t.account_id) {
         Some(a) => a.transaction_count += 1,
         None if c.external.accounts.contains(&t.account_id) => {}
-        None => c.findings.error(
+        None => c.findings.reference_error(
             entry,
             format!(
                 "{}: accountId {} refers to no account in the package",
@@ -691,7 +697,7 @@ fn check_transaction(c: &mut Checker<'_>, entry: &str, t: &Transaction) {
         && !c.files.contains_key(f)
         && !c.external.files.contains(f)
     {
-        c.findings.error(
+        c.findings.reference_error(
             entry,
             format!(
                 "{}: fileId {f} refers to no transaction file in the package",
@@ -703,7 +709,7 @@ fn check_transaction(c: &mut Checker<'_>, entry: &str, t: &Transaction) {
         if !c.categories.contains_key(&a.category_id)
             && !c.external.categories.contains(&a.category_id)
         {
-            c.findings.error(
+            c.findings.reference_error(
                 entry,
                 format!(
                     "{}: category assignment {} refers to no category in the package",
@@ -715,7 +721,7 @@ fn check_transaction(c: &mut Checker<'_>, entry: &str, t: &Transaction) {
     }
     if let Some(p) = &t.primary_category_id {
         if !c.categories.contains_key(p) && !c.external.categories.contains(p) {
-            c.findings.error(
+            c.findings.reference_error(
                 entry,
                 format!(
                     "{}: primaryCategoryId {p} refers to no category in the package",
@@ -742,7 +748,7 @@ fn check_hierarchy(c: &mut Checker<'_>, entry: &str) -> (u64, u64) {
         loop {
             if !seen.insert(current.clone()) {
                 if reported_cycle.insert(current.clone()) {
-                    c.findings.error(
+                    c.findings.reference_error(
                         entry,
                         format!("category {id}: its parents form a cycle through {current}"),
                     );
@@ -760,7 +766,7 @@ fn check_hierarchy(c: &mut Checker<'_>, entry: &str) -> (u64, u64) {
                 }
                 Some(p) => {
                     if current == id && !c.external.categories.contains(&p) {
-                        c.findings.error(
+                        c.findings.reference_error(
                             entry,
                             format!("category {id}: parentCategoryId {p} refers to no category in the package"),
                         );
@@ -800,7 +806,7 @@ fn confirm_duplicates<R: Read + Seek>(
     dups.sort();
     for (id, n) in dups {
         c.findings
-            .error(&entry, format!("transaction {id} appears {n} times"));
+            .reference_error(&entry, format!("transaction {id} appears {n} times"));
     }
     Ok(())
 }

@@ -439,7 +439,7 @@ fn validate_only_writes_nothing() {
         &a,
         &RestoreOptions {
             validate_only: true,
-            batch_id: None,
+            ..Default::default()
         },
         &NoProgress,
     )

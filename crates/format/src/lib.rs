@@ -24,6 +24,7 @@ pub use error::PackageError;
 pub use limits::Limits;
 pub use manifest::{DataSummary, Dialect, Manifest, ManifestChecksum, ParsedManifest};
 pub use reader::{
-    DataEntry, ElementError, EntryInfo, EntryReader, PackageReader, Problem, ReadError, Severity,
+    DataEntry, ElementError, EntryInfo, EntryReader, PackageReader, Problem, ProblemKind,
+    ReadError, Severity,
 };
 pub use writer::{EntityArrayWriter, PackageStats, PackageWriter, WriterOptions, WrittenEntry};

@@ -31,10 +31,24 @@ pub enum Severity {
     Warning,
 }
 
+/// What a finding is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ProblemKind {
+    /// The archive, the manifest, checksums, sizes, counts.
+    #[default]
+    Integrity,
+    /// An entity does not fit the schema.
+    Schema,
+    /// An entity refers to something the package does not hold, or ids repeat.
+    Reference,
+}
+
 /// A finding about a package.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Problem {
     pub severity: Severity,
+    pub kind: ProblemKind,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub entry: Option<String>,
     pub message: String,
@@ -44,6 +58,7 @@ impl Problem {
     pub fn error(entry: Option<&str>, message: impl Into<String>) -> Self {
         Problem {
             severity: Severity::Error,
+            kind: ProblemKind::Integrity,
             entry: entry.map(str::to_string),
             message: message.into(),
         }
@@ -52,9 +67,16 @@ impl Problem {
     pub fn warning(entry: Option<&str>, message: impl Into<String>) -> Self {
         Problem {
             severity: Severity::Warning,
+            kind: ProblemKind::Integrity,
             entry: entry.map(str::to_string),
             message: message.into(),
         }
+    }
+
+    /// The same finding, of another kind.
+    pub fn of_kind(mut self, kind: ProblemKind) -> Self {
+        self.kind = kind;
+        self
     }
 }
 

@@ -1,0 +1,1254 @@
+//! `fzip serve` end to end: a real server process driven over HTTP, as HouseF3's web client and
+//! scripts would drive it.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use reqwest::blocking::{Client, Response};
+use serde_json::{Value, json};
+
+const FZIP: &str = env!("CARGO_BIN_EXE_fzip");
+
+/// A data directory and the servers started on it.
+struct Env {
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Self {
+        Env {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Runs the CLI on this data directory and returns (exit code, stdout).
+    fn cli(&self, args: &[&str]) -> (i32, String) {
+        let out = Command::new(FZIP)
+            .env("FZIP_DATA_DIR", self.data())
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    }
+
+    fn cli_ok(&self, args: &[&str]) -> String {
+        let (code, out) = self.cli(args);
+        assert_eq!(code, 0, "fzip {args:?}: {out}");
+        out
+    }
+
+    fn token(&self, user: &str) -> String {
+        self.cli_ok(&["token", "--user", user]).trim().to_string()
+    }
+
+    fn summary(&self, user: &str) -> Value {
+        serde_json::from_str(&self.cli_ok(&["--json", "profile", "summary", "--user", user]))
+            .unwrap()
+    }
+
+    fn serve(&self, extra: &[&str]) -> Server {
+        let mut child = Command::new(FZIP)
+            .env("FZIP_DATA_DIR", self.data())
+            .env("FZIP_LOG", "info")
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--lease-secs",
+                "2",
+                "--shutdown-grace-secs",
+                "2",
+            ])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let mut lines = BufReader::new(stderr).lines();
+        let base = loop {
+            let line = lines
+                .next()
+                .expect("the server exited before listening")
+                .unwrap();
+            if let Some(rest) = line.split("fzip listening on ").nth(1) {
+                break rest.split_whitespace().next().unwrap().to_string();
+            }
+        };
+        // Keep draining the log so the server never blocks on a full pipe.
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                let mut l = sink.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        Server { child, base, log }
+    }
+}
+
+struct Server {
+    child: Child,
+    base: String,
+    log: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn client() -> Client {
+    Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(120))
+        .build()
+        .unwrap()
+}
+
+fn json_of(r: Response) -> (StatusCode, Value) {
+    let status = r.status();
+    let text = r.text().unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+struct Api<'a> {
+    server: &'a Server,
+    http: Client,
+    token: String,
+}
+
+impl<'a> Api<'a> {
+    fn new(server: &'a Server, token: String) -> Self {
+        Api {
+            server,
+            http: client(),
+            token,
+        }
+    }
+
+    fn get(&self, path: &str) -> (StatusCode, Value) {
+        json_of(
+            self.http
+                .get(self.server.url(path))
+                .bearer_auth(&self.token)
+                .send()
+                .unwrap(),
+        )
+    }
+
+    fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        json_of(
+            self.http
+                .post(self.server.url(path))
+                .bearer_auth(&self.token)
+                .json(&body)
+                .send()
+                .unwrap(),
+        )
+    }
+
+    fn delete(&self, path: &str) -> StatusCode {
+        self.http
+            .delete(self.server.url(path))
+            .bearer_auth(&self.token)
+            .send()
+            .unwrap()
+            .status()
+    }
+
+    /// Polls a job's status until `done` says so (or 120 s pass).
+    fn wait(&self, path: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let (code, v) = self.get(path);
+            assert_eq!(code, StatusCode::OK, "{path}: {v}");
+            if done(&v) {
+                return v;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting on {path}: {v}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn backup(&self) -> String {
+        let (code, v) = self.post("/fzip/backup", json!({ "description": "e2e" }));
+        assert_eq!(code, StatusCode::ACCEPTED, "{v}");
+        v["backupId"].as_str().unwrap().to_string()
+    }
+
+    fn wait_backup(&self, id: &str) -> Value {
+        let v = self.wait(&format!("/fzip/backup/{id}/status"), |v| {
+            v["status"] != "backup_initiated" && v["status"] != "backup_processing"
+        });
+        assert_eq!(v["status"], "backup_completed", "{v}");
+        v
+    }
+
+    /// Downloads a completed backup through the redirect.
+    fn download(&self, id: &str, to: &Path) {
+        let r = self
+            .http
+            .get(self.server.url(&format!("/fzip/backup/{id}/download")))
+            .bearer_auth(&self.token)
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::FOUND);
+        let location = r.headers()["location"].to_str().unwrap().to_string();
+        let bytes = client().get(&location).send().unwrap();
+        assert_eq!(bytes.status(), StatusCode::OK);
+        assert_eq!(bytes.headers()["content-type"], "application/zip");
+        std::fs::write(to, bytes.bytes().unwrap()).unwrap();
+    }
+
+    /// HouseF3's upload flow: upload-url, then the form POST (fields first, then `file`).
+    fn upload_form(&self, family: &str, package: &Path, body: Value) -> String {
+        let (code, v) = self.post(&format!("/fzip/{family}/upload-url"), body);
+        assert_eq!(code, StatusCode::ACCEPTED, "{v}");
+        let mut form = reqwest::blocking::multipart::Form::new();
+        for (k, val) in v["fields"].as_object().unwrap() {
+            form = form.text(k.clone(), val.as_str().unwrap().to_string());
+        }
+        form = form.file("file", package).unwrap();
+        let r = client()
+            .post(v["url"].as_str().unwrap())
+            .multipart(form)
+            .send()
+            .unwrap();
+        assert_eq!(
+            r.status(),
+            StatusCode::NO_CONTENT,
+            "{}",
+            r.text().unwrap_or_default()
+        );
+        v["jobId"].as_str().unwrap().to_string()
+    }
+
+    fn wait_restore(&self, family: &str, id: &str, until: &[&str]) -> Value {
+        self.wait(&format!("/fzip/{family}/{id}/status"), |v| {
+            until.iter().any(|s| v["status"] == *s)
+        })
+    }
+}
+
+#[test]
+fn backup_download_restore_end_to_end() {
+    let env = Env::new();
+    env.cli_ok(&[
+        "demo-profile",
+        "--user",
+        "alice",
+        "--transactions",
+        "3000",
+        "--files",
+        "4",
+    ]);
+    let server = env.serve(&[]);
+    let alice = Api::new(&server, env.token("alice"));
+    let bob = Api::new(&server, env.token("bob"));
+
+    // Backup, polled to completion.
+    let id = alice.backup();
+    let status = alice.wait_backup(&id);
+    assert_eq!(status["progress"], 100);
+    assert_eq!(status["dataSummary"]["transactions"], 3000);
+    for key in [
+        "packageSize",
+        "expiresAt",
+        "completedAt",
+        "downloadUrl",
+        "packageSha256",
+        "manifestChecksum",
+    ] {
+        assert!(status.get(key).is_some(), "status lacks {key}: {status}");
+    }
+    for (k, v) in status.as_object().unwrap() {
+        assert!(!v.is_null(), "{k} is null; absent values must be omitted");
+    }
+    let list = alice.get("/fzip/backup").1;
+    assert_eq!(list["total"], 1);
+    assert_eq!(list["backups"][0]["backupId"], id.as_str());
+
+    // Download through the redirect; the bytes pass `fzip verify`.
+    let package = env.path("alice.fzip");
+    alice.download(&id, &package);
+    let verify = env.cli_ok(&["verify", package.to_str().unwrap()]);
+    assert!(verify.contains("VALID"), "{verify}");
+    // JSON form of the download route.
+    let r = alice
+        .http
+        .get(server.url(&format!("/fzip/backup/{id}/download")))
+        .bearer_auth(&alice.token)
+        .header("accept", "application/json")
+        .send()
+        .unwrap();
+    let (code, d) = json_of(r);
+    assert_eq!(code, StatusCode::OK);
+    assert!(d["downloadUrl"].as_str().unwrap().starts_with("http"));
+    assert_eq!(d["filename"], format!("backup_{id}.fzip"));
+    assert!(d["expiresAt"].is_i64());
+
+    // Upload into bob's restore (HouseF3's form POST), validation, summary, start, completed.
+    let rid = bob.upload_form("restore", &package, json!({}));
+    let v = bob.wait_restore(
+        "restore",
+        &rid,
+        &["restore_awaiting_confirmation", "restore_validation_failed"],
+    );
+    assert_eq!(v["status"], "restore_awaiting_confirmation", "{v}");
+    let vr = &v["validationResults"];
+    assert_eq!(
+        (
+            vr["profileEmpty"].clone(),
+            vr["schemaValid"].clone(),
+            vr["businessValid"].clone(),
+            vr["ready"].clone()
+        ),
+        (json!(true), json!(true), json!(true), json!(true))
+    );
+    let summary = &v["summary"];
+    assert_eq!(summary["transactions"]["count"], 3000);
+    assert_eq!(summary["accounts"]["items"].as_array().unwrap().len(), 12);
+    assert!(summary["transactions"]["dateRange"]["earliest"].is_i64());
+    assert_eq!(
+        summary["transactionFiles"]["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        4
+    );
+    let (code, started) = bob.post(&format!("/fzip/restore/{rid}/start"), json!({}));
+    assert_eq!(code, StatusCode::ACCEPTED, "{started}");
+    let done = bob.wait_restore("restore", &rid, &["restore_completed", "restore_failed"]);
+    assert_eq!(done["status"], "restore_completed", "{done}");
+    assert_eq!(done["restoreResults"]["transactions"]["created"], 3000);
+    assert!(
+        done.get("summary").is_none(),
+        "the summary is shown only while awaiting confirmation"
+    );
+
+    // Bob now holds alice's profile.
+    let bob_pkg = env.path("bob.fzip");
+    env.cli_ok(&["backup", "--user", "bob", "-o", bob_pkg.to_str().unwrap()]);
+    env.cli_ok(&["diff", package.to_str().unwrap(), bob_pkg.to_str().unwrap()]);
+
+    // A second restore into bob: 409 PROFILE_NOT_EMPTY with what is there.
+    let (code, err) = bob.post("/fzip/restore", json!({}));
+    assert_eq!(code, StatusCode::CONFLICT);
+    assert_eq!(err["error"], "PROFILE_NOT_EMPTY");
+    assert_eq!(err["profileSummary"]["transactions_count"], 3000);
+    assert!(err["suggestion"].is_string());
+    assert_eq!(err["status"], 409);
+
+    // The plain PUT upload works too (carol), with the legacy POST /fzip/restore flow.
+    let carol = Api::new(&server, env.token("carol"));
+    let (code, created) = carol.post("/fzip/restore", json!({}));
+    assert_eq!(code, StatusCode::ACCEPTED, "{created}");
+    let cid = created["restoreId"].as_str().unwrap().to_string();
+    let put_url = created["uploadUrl"]["url"].as_str().unwrap();
+    let r = client()
+        .put(put_url)
+        .body(std::fs::read(&package).unwrap())
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let uploaded = carol.get(&format!("/fzip/restore/{cid}/status")).1;
+    assert_eq!(
+        uploaded["status"], "restore_uploaded",
+        "the legacy flow waits for /upload"
+    );
+    let (code, _) = carol.post(&format!("/fzip/restore/{cid}/upload"), json!({}));
+    assert_eq!(code, StatusCode::ACCEPTED);
+    carol.wait_restore("restore", &cid, &["restore_awaiting_confirmation"]);
+    // Restores are listed, newest first.
+    let list = carol.get("/fzip/restore").1;
+    assert_eq!(list["restoreJobs"][0]["restoreId"], cid.as_str());
+    assert!(list.get("nextEvaluatedKey").is_none());
+    // Deleting the restore job deletes its package too.
+    assert_eq!(
+        carol.delete(&format!("/fzip/restore/{cid}")),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        carol.get(&format!("/fzip/restore/{cid}/status")).0,
+        StatusCode::NOT_FOUND
+    );
+    assert!(
+        !env.data().join("blobs/uploads/carol").exists()
+            || std::fs::read_dir(env.data().join("blobs/uploads/carol"))
+                .unwrap()
+                .next()
+                .is_none()
+    );
+
+    // Deleting a backup deletes its package; its download is then gone.
+    assert_eq!(alice.delete(&format!("/fzip/backup/{id}")), StatusCode::OK);
+    assert_eq!(
+        alice.get(&format!("/fzip/backup/{id}/download")).0,
+        StatusCode::NOT_FOUND
+    );
+    let packages = env.data().join("blobs/packages/alice");
+    assert!(!packages.exists() || std::fs::read_dir(&packages).unwrap().next().is_none());
+}
+
+#[test]
+fn other_users_ids_are_not_found_and_tokens_are_checked() {
+    let env = Env::new();
+    env.cli_ok(&[
+        "demo-profile",
+        "--user",
+        "alice",
+        "--transactions",
+        "200",
+        "--files",
+        "2",
+    ]);
+    let server = env.serve(&["--url-ttl-secs", "2"]);
+    let alice = Api::new(&server, env.token("alice"));
+    let bob = Api::new(&server, env.token("bob"));
+    let backup = alice.backup();
+    alice.wait_backup(&backup);
+    let package = env.path("a.fzip");
+    alice.download(&backup, &package);
+    // An awaiting restore of alice's.
+    let env2_user = Api::new(&server, env.token("dave"));
+    let restore = env2_user.upload_form("restore", &package, json!({}));
+    env2_user.wait_restore("restore", &restore, &["restore_awaiting_confirmation"]);
+    let before_backup = alice.get(&format!("/fzip/backup/{backup}/status")).1;
+    let before_restore = env2_user.get(&format!("/fzip/restore/{restore}/status")).1;
+
+    // Every route, with bob's token and the others' ids: 404, and nothing changes.
+    for path in [
+        format!("/fzip/backup/{backup}/status"),
+        format!("/fzip/backup/{backup}/download"),
+        format!("/fzip/export/{backup}/status"),
+        format!("/fzip/restore/{restore}/status"),
+        format!("/fzip/import/{restore}/status"),
+        format!("/api/fzip/backup/{backup}/status"),
+    ] {
+        assert_eq!(bob.get(&path).0, StatusCode::NOT_FOUND, "GET {path}");
+    }
+    for path in [
+        format!("/fzip/restore/{restore}/start"),
+        format!("/fzip/restore/{restore}/cancel"),
+        format!("/fzip/restore/{restore}/retry"),
+        format!("/fzip/restore/{restore}/upload"),
+        format!("/fzip/import/{restore}/start"),
+    ] {
+        assert_eq!(
+            bob.post(&path, json!({})).0,
+            StatusCode::NOT_FOUND,
+            "POST {path}"
+        );
+    }
+    assert_eq!(
+        bob.delete(&format!("/fzip/backup/{backup}")),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        bob.delete(&format!("/fzip/restore/{restore}")),
+        StatusCode::NOT_FOUND
+    );
+    // A job of another family is not found either (even for its owner).
+    assert_eq!(
+        alice.get(&format!("/fzip/restore/{backup}/status")).0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(bob.get("/fzip/backup").1["total"], 0);
+    assert_eq!(
+        alice.get(&format!("/fzip/backup/{backup}/status")).1["status"],
+        before_backup["status"]
+    );
+    let after = env2_user.get(&format!("/fzip/restore/{restore}/status")).1;
+    assert_eq!(after["status"], before_restore["status"]);
+    assert_eq!(after["updatedAt"], before_restore["updatedAt"]);
+    assert!(env.summary("bob")["empty"].as_bool().unwrap());
+
+    // No, forged, expired and wrong-audience tokens: 401 with a problem document.
+    let http = client();
+    let r = http.get(server.url("/fzip/backup")).send().unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+    assert!(r.headers().contains_key("www-authenticate"));
+    let secret = std::fs::read_to_string(env.data().join("jwt-secret")).unwrap();
+    let now = chrono_now();
+    let sign = |claims: Value, key: &[u8]| {
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::default(),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(key),
+        )
+        .unwrap()
+    };
+    let cases = [
+        (
+            "forged",
+            sign(
+                json!({"sub": "alice", "exp": now + 600, "iss": "fzip", "aud": "fzip"}),
+                b"not-the-secret-not-the-secret-xx",
+            ),
+        ),
+        (
+            "expired",
+            sign(
+                json!({"sub": "alice", "exp": now - 600, "iss": "fzip", "aud": "fzip"}),
+                secret.trim().as_bytes(),
+            ),
+        ),
+        (
+            "wrong audience",
+            sign(
+                json!({"sub": "alice", "exp": now + 600, "iss": "fzip", "aud": "someone-else"}),
+                secret.trim().as_bytes(),
+            ),
+        ),
+        (
+            "wrong issuer",
+            sign(
+                json!({"sub": "alice", "exp": now + 600, "iss": "evil", "aud": "fzip"}),
+                secret.trim().as_bytes(),
+            ),
+        ),
+        (
+            "no sub",
+            sign(
+                json!({"exp": now + 600, "iss": "fzip", "aud": "fzip"}),
+                secret.trim().as_bytes(),
+            ),
+        ),
+        ("garbage", "not.a.token".to_string()),
+    ];
+    for (what, token) in cases {
+        let r = http
+            .get(server.url("/fzip/backup"))
+            .bearer_auth(&token)
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{what}");
+        let (_, body) = json_of(r);
+        assert_eq!(body["error"], "UNAUTHORIZED", "{what}");
+    }
+
+    // Signed URLs: a tampered one gets 403, and so does an expired one.
+    let d = alice
+        .http
+        .get(server.url(&format!("/fzip/backup/{backup}/download?format=json")))
+        .bearer_auth(&alice.token)
+        .send()
+        .unwrap();
+    let url = json_of(d).1["downloadUrl"].as_str().unwrap().to_string();
+    assert_eq!(http.get(&url).send().unwrap().status(), StatusCode::OK);
+    let mut tampered = url.clone().into_bytes();
+    let at = tampered.len() - 40;
+    tampered[at] = if tampered[at] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).unwrap();
+    assert_eq!(
+        http.get(&tampered).send().unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(
+        http.get(&url).send().unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
+}
+
+fn chrono_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+#[test]
+fn cancel_retry_and_restart() {
+    let env = Env::new();
+    env.cli_ok(&[
+        "-q",
+        "demo-profile",
+        "--user",
+        "alice",
+        "--transactions",
+        "200000",
+        "--files",
+        "10",
+    ]);
+    let package = env.path("big.fzip");
+    env.cli_ok(&[
+        "-q",
+        "backup",
+        "--user",
+        "alice",
+        "-o",
+        package.to_str().unwrap(),
+    ]);
+    let server = env.serve(&[]);
+    let bob = Api::new(&server, env.token("bob"));
+
+    // Cancel during the restore of 200,000 transactions: bob's profile stays empty.
+    let rid = bob.upload_form("restore", &package, json!({}));
+    bob.wait_restore("restore", &rid, &["restore_awaiting_confirmation"]);
+    let (code, _) = bob.post(&format!("/fzip/restore/{rid}/start"), json!({}));
+    assert_eq!(code, StatusCode::ACCEPTED);
+    bob.wait(&format!("/fzip/restore/{rid}/status"), |v| {
+        v["status"] != "restore_processing" || v["currentPhase"] == "restoring_transactions"
+    });
+    let (code, canceled) = bob.post(&format!("/fzip/restore/{rid}/cancel"), json!({}));
+    assert_eq!(code, StatusCode::OK, "{canceled}");
+    assert_eq!(canceled["status"], "restore_canceled");
+    let final_status = bob.get(&format!("/fzip/restore/{rid}/status")).1;
+    assert_eq!(final_status["status"], "restore_canceled");
+    assert!(final_status["completedAt"].is_i64());
+    assert!(
+        env.summary("bob")["empty"].as_bool().unwrap(),
+        "a canceled restore left data behind"
+    );
+    // Canceling again: the job is terminal → 409.
+    assert_eq!(
+        bob.post(&format!("/fzip/restore/{rid}/cancel"), json!({}))
+            .0,
+        StatusCode::CONFLICT
+    );
+
+    // Retry after a failed validation: bob's profile is not empty, so validation fails; once it
+    // is cleared, a retry validates again and the restore can go ahead.
+    env.cli_ok(&[
+        "-q",
+        "demo-profile",
+        "--user",
+        "bob",
+        "--transactions",
+        "10",
+        "--files",
+        "1",
+    ]);
+    let small = env.path("small.fzip");
+    env.cli_ok(&[
+        "-q",
+        "demo-profile",
+        "--user",
+        "erin",
+        "--transactions",
+        "300",
+        "--files",
+        "2",
+    ]);
+    env.cli_ok(&[
+        "-q",
+        "backup",
+        "--user",
+        "erin",
+        "-o",
+        small.to_str().unwrap(),
+    ]);
+    let rid2 = bob.upload_form("restore", &small, json!({}));
+    let failed = bob.wait_restore(
+        "restore",
+        &rid2,
+        &["restore_validation_failed", "restore_awaiting_confirmation"],
+    );
+    assert_eq!(failed["status"], "restore_validation_failed", "{failed}");
+    assert_eq!(failed["errorCode"], "PROFILE_NOT_EMPTY");
+    assert_eq!(failed["validationResults"]["profileEmpty"], false);
+    assert_eq!(
+        bob.post(&format!("/fzip/restore/{rid2}/start"), json!({}))
+            .0,
+        StatusCode::CONFLICT
+    );
+    env.cli_ok(&["profile", "clear", "--user", "bob", "--yes"]);
+    let (code, _) = bob.post(&format!("/fzip/restore/{rid2}/retry"), json!({}));
+    assert_eq!(code, StatusCode::ACCEPTED);
+    let again = bob.wait_restore(
+        "restore",
+        &rid2,
+        &["restore_awaiting_confirmation", "restore_validation_failed"],
+    );
+    assert_eq!(again["status"], "restore_awaiting_confirmation", "{again}");
+    assert!(again.get("error").is_none());
+
+    // A server killed mid-job, then restarted: the job ends (completed or failed), never stuck.
+    let alice = Api::new(&server, env.token("alice"));
+    let id = alice.backup();
+    alice.wait(&format!("/fzip/backup/{id}/status"), |v| {
+        v["status"] == "backup_processing"
+    });
+    drop(alice);
+    drop(bob);
+    server.kill();
+    let server = env.serve(&[]);
+    let alice = Api::new(&server, env.token("alice"));
+    let v = alice.wait(&format!("/fzip/backup/{id}/status"), |v| {
+        v["status"] == "backup_completed" || v["status"] == "backup_failed"
+    });
+    assert_eq!(v["status"], "backup_completed", "{v}");
+    let log = server.log.lock().unwrap().clone();
+    assert!(
+        log.contains(&id) && log.contains("attempt=2"),
+        "the job was not picked up again:\n{log}"
+    );
+}
+
+#[test]
+fn legacy_export_and_import_routes() {
+    let env = Env::new();
+    env.cli_ok(&[
+        "demo-profile",
+        "--user",
+        "alice",
+        "--transactions",
+        "500",
+        "--files",
+        "2",
+    ]);
+    let server = env.serve(&[]);
+    let alice = Api::new(&server, env.token("alice"));
+    let (code, v) = alice.post(
+        "/fzip/export",
+        json!({ "includeAnalytics": false, "description": "Monthly backup" }),
+    );
+    assert_eq!(code, StatusCode::ACCEPTED, "{v}");
+    let id = v["exportId"].as_str().unwrap().to_string();
+    let done = alice.wait(&format!("/fzip/export/{id}/status"), |v| {
+        v["status"] == "export_completed" || v["status"] == "export_failed"
+    });
+    assert_eq!(done["status"], "export_completed");
+    assert_eq!(done["exportId"], id.as_str());
+    let list = alice.get("/fzip/export").1;
+    assert_eq!(list["exports"][0]["exportId"], id.as_str());
+    let r = alice
+        .http
+        .get(server.url(&format!("/fzip/export/{id}/download")))
+        .bearer_auth(&alice.token)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FOUND);
+    let bytes = client()
+        .get(r.headers()["location"].to_str().unwrap())
+        .send()
+        .unwrap()
+        .bytes()
+        .unwrap();
+    let package = env.path("export.fzip");
+    std::fs::write(&package, &bytes).unwrap();
+    assert!(
+        env.cli_ok(&["verify", package.to_str().unwrap()])
+            .contains("VALID")
+    );
+
+    // Imports: the routes, the merge strategy, and an honest "not supported yet" at the end.
+    let bob = Api::new(&server, env.token("bob"));
+    assert_eq!(
+        bob.post(
+            "/fzip/import",
+            json!({ "mergeStrategy": "merge_everything" })
+        )
+        .0,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        bob.post("/fzip/restore", json!({ "mergeStrategy": "overwrite" }))
+            .0,
+        StatusCode::BAD_REQUEST
+    );
+    let iid = bob.upload_form(
+        "import",
+        &package,
+        json!({ "mergeStrategy": "skip_existing" }),
+    );
+    let v = bob.wait_restore(
+        "import",
+        &iid,
+        &["import_awaiting_confirmation", "import_validation_failed"],
+    );
+    assert_eq!(v["status"], "import_awaiting_confirmation", "{v}");
+    assert_eq!(v["importId"], iid.as_str());
+    assert_eq!(v["mergeStrategy"], "skip_existing");
+    let (code, _) = bob.post(&format!("/fzip/import/{iid}/start"), json!({}));
+    assert_eq!(code, StatusCode::ACCEPTED);
+    let v = bob.wait_restore("import", &iid, &["import_completed", "import_failed"]);
+    assert_eq!(v["status"], "import_failed");
+    assert_eq!(v["errorCode"], "NOT_SUPPORTED");
+    assert!(v["error"].as_str().unwrap().contains("not supported yet"));
+    assert_eq!(
+        bob.get("/fzip/import").1["importJobs"][0]["importId"],
+        iid.as_str()
+    );
+    assert!(env.summary("bob")["empty"].as_bool().unwrap());
+}
+
+#[test]
+fn openapi_metrics_audit_and_conventions() {
+    let env = Env::new();
+    env.cli_ok(&[
+        "demo-profile",
+        "--user",
+        "alice",
+        "--transactions",
+        "300",
+        "--files",
+        "2",
+    ]);
+    let server = env.serve(&[]);
+    let http = client();
+    let (code, doc) = json_of(http.get(server.url("/openapi.json")).send().unwrap());
+    assert_eq!(code, StatusCode::OK);
+    let paths = doc["paths"].as_object().unwrap();
+    for (path, methods) in [
+        ("/fzip/backup", &["get", "post"][..]),
+        ("/fzip/backup/{id}/status", &["get"]),
+        ("/fzip/backup/{id}/download", &["get"]),
+        ("/fzip/backup/{id}", &["delete"]),
+        ("/fzip/restore", &["get", "post"]),
+        ("/fzip/restore/upload-url", &["post"]),
+        ("/fzip/restore/{id}/upload", &["post"]),
+        ("/fzip/restore/{id}/status", &["get"]),
+        ("/fzip/restore/{id}/start", &["post"]),
+        ("/fzip/restore/{id}/cancel", &["post"]),
+        ("/fzip/restore/{id}/retry", &["post"]),
+        ("/fzip/restore/{id}", &["delete"]),
+        ("/fzip/export", &["get", "post"]),
+        ("/fzip/export/{id}/status", &["get"]),
+        ("/fzip/export/{id}/download", &["get"]),
+        ("/fzip/export/{id}", &["delete"]),
+        ("/fzip/import", &["get", "post"]),
+        ("/fzip/import/upload-url", &["post"]),
+        ("/fzip/import/{id}/upload", &["post"]),
+        ("/fzip/import/{id}/status", &["get"]),
+        ("/fzip/import/{id}/start", &["post"]),
+        ("/fzip/import/{id}/cancel", &["post"]),
+        ("/fzip/import/{id}/retry", &["post"]),
+        ("/fzip/import/{id}", &["delete"]),
+        ("/fzip/files/{token}", &["get"]),
+        ("/fzip/upload/{token}", &["put", "post"]),
+        ("/healthz", &["get"]),
+        ("/metrics", &["get"]),
+    ] {
+        let item = paths
+            .get(path)
+            .unwrap_or_else(|| panic!("/openapi.json lacks {path}"));
+        for m in methods {
+            assert!(item.get(*m).is_some(), "{m} {path} missing");
+        }
+    }
+    assert_eq!(
+        http.get(server.url("/healthz")).send().unwrap().status(),
+        StatusCode::OK
+    );
+
+    let metrics_before = http
+        .get(server.url("/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    let alice = Api::new(&server, env.token("alice"));
+    // Idempotency-Key: the same key gives the same job.
+    let r1 = alice
+        .http
+        .post(server.url("/fzip/backup"))
+        .bearer_auth(&alice.token)
+        .header("Idempotency-Key", "k-1")
+        .json(&json!({}))
+        .send()
+        .unwrap();
+    assert_eq!(r1.status(), StatusCode::ACCEPTED);
+    let location = r1.headers()["location"].to_str().unwrap().to_string();
+    let j1 = json_of(r1).1;
+    assert_eq!(
+        location,
+        format!("/fzip/backup/{}/status", j1["backupId"].as_str().unwrap())
+    );
+    let r2 = alice
+        .http
+        .post(server.url("/fzip/backup"))
+        .bearer_auth(&alice.token)
+        .header("Idempotency-Key", "k-1")
+        .json(&json!({}))
+        .send()
+        .unwrap();
+    let j2 = json_of(r2).1;
+    assert_eq!(j1["backupId"], j2["backupId"]);
+    let id = j1["backupId"].as_str().unwrap().to_string();
+    alice.wait_backup(&id);
+    assert_eq!(alice.get("/fzip/backup").1["total"], 1);
+
+    // Errors are problem documents with HouseF3's keys; bad input is 400, not 500.
+    let r = alice
+        .http
+        .post(server.url("/fzip/backup"))
+        .bearer_auth(&alice.token)
+        .body("{not json")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+    let (_, p) = json_of(r);
+    for key in ["type", "title", "status", "detail", "error", "message"] {
+        assert!(p.get(key).is_some(), "problem lacks {key}: {p}");
+    }
+    assert_eq!(
+        alice
+            .post("/fzip/backup", json!({ "backupType": "everything" }))
+            .0,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(alice.get("/fzip/backup?limit=0").0, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        alice.get("/fzip/backup?cursor=zzz").0,
+        StatusCode::BAD_REQUEST
+    );
+    // State machine: cancel of a backup, start of an uploaded restore, cancel of a terminal one.
+    assert_eq!(
+        alice
+            .post(&format!("/fzip/restore/{id}/cancel"), json!({}))
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    let (_, created) = alice.post("/fzip/import", json!({}));
+    let iid = created["importId"].as_str().unwrap();
+    let (code, e) = alice.post(&format!("/fzip/import/{iid}/start"), json!({}));
+    assert_eq!(code, StatusCode::CONFLICT, "{e}");
+    assert_eq!(
+        alice
+            .post(&format!("/fzip/import/{iid}/upload"), json!({}))
+            .0,
+        StatusCode::CONFLICT,
+        "no package yet"
+    );
+    assert_eq!(
+        alice
+            .post(&format!("/fzip/import/{iid}/cancel"), json!({}))
+            .0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        alice
+            .post(&format!("/fzip/import/{iid}/cancel"), json!({}))
+            .0,
+        StatusCode::CONFLICT
+    );
+    // Range and ETag on downloads.
+    let d = alice
+        .http
+        .get(server.url(&format!("/fzip/backup/{id}/download?format=json")))
+        .bearer_auth(&alice.token)
+        .send()
+        .unwrap();
+    let url = json_of(d).1["downloadUrl"].as_str().unwrap().to_string();
+    let full = http.get(&url).send().unwrap();
+    let etag = full.headers()["etag"].to_str().unwrap().to_string();
+    let full = full.bytes().unwrap();
+    let part = http
+        .get(&url)
+        .header("range", "bytes=10-29")
+        .send()
+        .unwrap();
+    assert_eq!(part.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(
+        part.headers()["content-range"].to_str().unwrap(),
+        format!("bytes 10-29/{}", full.len())
+    );
+    assert_eq!(&part.bytes().unwrap()[..], &full[10..30]);
+    let cached = http
+        .get(&url)
+        .header("if-none-match", &etag)
+        .send()
+        .unwrap();
+    assert_eq!(cached.status(), StatusCode::NOT_MODIFIED);
+    let bad = http
+        .get(&url)
+        .header("range", format!("bytes={}-", full.len() + 10))
+        .send()
+        .unwrap();
+    assert_eq!(bad.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+
+    let metrics_after = http
+        .get(server.url("/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        !metrics_before.contains("fzip_jobs_total{"),
+        "{metrics_before}"
+    );
+    assert!(
+        metrics_after.contains("fzip_jobs_total{type=\"backup\",outcome=\"completed\"} 1"),
+        "{metrics_after}"
+    );
+    assert!(metrics_after.contains("fzip_job_duration_seconds"));
+    assert!(metrics_after.contains("fzip_package_bytes"));
+    assert!(metrics_after.contains("fzip_entities_processed_total"));
+
+    let audit: Value =
+        serde_json::from_str(&env.cli_ok(&["--json", "audit", "--user", "alice"])).unwrap();
+    let actions: Vec<String> = audit["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            format!(
+                "{}:{}",
+                r["action"].as_str().unwrap(),
+                r["outcome"].as_str().unwrap()
+            )
+        })
+        .collect();
+    for expected in [
+        "backup.create:ok",
+        "backup.backup:completed",
+        "package.download:ok",
+        "import.cancel:ok",
+        "import.cancel:INVALID_STATE",
+    ] {
+        assert!(
+            actions.iter().any(|a| a == expected),
+            "audit lacks {expected}: {actions:?}"
+        );
+    }
+}
+
+#[test]
+fn status_polls_stay_fast_during_a_large_backup() {
+    let env = Env::new();
+    env.cli_ok(&[
+        "-q",
+        "demo-profile",
+        "--user",
+        "alice",
+        "--transactions",
+        "200000",
+        "--files",
+        "10",
+    ]);
+    let server = env.serve(&[]);
+    let alice = Api::new(&server, env.token("alice"));
+    let id = alice.backup();
+    let mut times = Vec::new();
+    let mut phases = std::collections::BTreeSet::new();
+    for _ in 0..200 {
+        let t = Instant::now();
+        let (code, v) = alice.get(&format!("/fzip/backup/{id}/status"));
+        times.push(t.elapsed());
+        assert_eq!(code, StatusCode::OK);
+        phases.insert(v["currentPhase"].as_str().unwrap_or("").to_string());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    times.sort();
+    let p50 = times[times.len() / 2];
+    let p99 = times[times.len() * 99 / 100];
+    eprintln!(
+        "status polls during a 200,000-transaction backup: p50 {p50:?}, p99 {p99:?}, phases seen {phases:?}"
+    );
+    alice.wait_backup(&id);
+}
+
+/// A minimal HTTP server handing out one JWKS document.
+fn jwks_server(jwks: String) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut stream = stream;
+            let mut buf = [0u8; 4096];
+            let _ = std::io::Read::read(&mut stream, &mut buf);
+            let response = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{}",
+                jwks.len(),
+                jwks
+            );
+            let _ = std::io::Write::write_all(&mut stream, response.as_bytes());
+        }
+    });
+    format!("http://{addr}/.well-known/jwks.json")
+}
+
+#[test]
+fn rs256_tokens_from_a_jwks_url() {
+    let pem =
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/test-rsa-key.pem"))
+            .unwrap();
+    let key = jsonwebtoken::EncodingKey::from_rsa_pem(&pem).unwrap();
+    let mut jwk =
+        jsonwebtoken::jwk::Jwk::from_encoding_key(&key, jsonwebtoken::Algorithm::RS256).unwrap();
+    jwk.common.key_id = Some("test-key".into());
+    let jwks = serde_json::to_string(&json!({ "keys": [jwk] })).unwrap();
+    let url = jwks_server(jwks);
+    let env = Env::new();
+    let issuer = "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_TEST";
+    let server = env.serve(&[
+        "--jwks-url",
+        &url,
+        "--jwt-issuer",
+        issuer,
+        "--jwt-audience",
+        "app-client",
+    ]);
+    let now = chrono_now();
+    let sign = |claims: Value, kid: &str| {
+        let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+        h.kid = Some(kid.into());
+        jsonwebtoken::encode(&h, &claims, &key).unwrap()
+    };
+    let http = client();
+    let call = |token: &str| {
+        http.get(server.url("/fzip/backup"))
+            .bearer_auth(token)
+            .send()
+            .unwrap()
+            .status()
+    };
+    // A Cognito ID token (aud) and an access token (client_id) are both accepted.
+    assert_eq!(
+        call(&sign(
+            json!({"sub": "u1", "exp": now + 600, "iss": issuer, "aud": "app-client"}),
+            "test-key"
+        )),
+        StatusCode::OK
+    );
+    assert_eq!(
+        call(&sign(
+            json!({"sub": "u1", "exp": now + 600, "iss": issuer, "client_id": "app-client", "token_use": "access"}),
+            "test-key"
+        )),
+        StatusCode::OK
+    );
+    for (what, token) in [
+        (
+            "wrong issuer",
+            sign(
+                json!({"sub": "u1", "exp": now + 600, "iss": "https://evil", "aud": "app-client"}),
+                "test-key",
+            ),
+        ),
+        (
+            "wrong audience",
+            sign(
+                json!({"sub": "u1", "exp": now + 600, "iss": issuer, "aud": "other"}),
+                "test-key",
+            ),
+        ),
+        (
+            "expired",
+            sign(
+                json!({"sub": "u1", "exp": now - 600, "iss": issuer, "aud": "app-client"}),
+                "test-key",
+            ),
+        ),
+        (
+            "unknown key",
+            sign(
+                json!({"sub": "u1", "exp": now + 600, "iss": issuer, "aud": "app-client"}),
+                "other-key",
+            ),
+        ),
+        ("HS256 with the local secret", env.token("u1")),
+    ] {
+        assert_eq!(call(&token), StatusCode::UNAUTHORIZED, "{what}");
+    }
+}
+
+#[test]
+fn graceful_shutdown_rolls_back_and_requeues_running_work() {
+    let env = Env::new();
+    env.cli_ok(&[
+        "-q",
+        "demo-profile",
+        "--user",
+        "alice",
+        "--transactions",
+        "200000",
+        "--files",
+        "10",
+    ]);
+    let package = env.path("big.fzip");
+    env.cli_ok(&[
+        "-q",
+        "backup",
+        "--user",
+        "alice",
+        "-o",
+        package.to_str().unwrap(),
+    ]);
+    let server = env.serve(&[]);
+    let bob = Api::new(&server, env.token("bob"));
+    let rid = bob.upload_form("restore", &package, json!({}));
+    bob.wait_restore("restore", &rid, &["restore_awaiting_confirmation"]);
+    assert_eq!(
+        bob.post(&format!("/fzip/restore/{rid}/start"), json!({})).0,
+        StatusCode::ACCEPTED
+    );
+    bob.wait(&format!("/fzip/restore/{rid}/status"), |v| {
+        v["currentPhase"] == "restoring_transactions"
+    });
+    // SIGTERM: the server stops taking work, gives the restore 2 s, then stops it (rolling back)
+    // and leaves it queued.
+    let pid = server.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mut server = server;
+    let code = server.child.wait().unwrap();
+    assert!(code.success(), "the server did not stop cleanly: {code:?}");
+    let log = server.log.lock().unwrap().clone();
+    assert!(
+        log.contains("work interrupted by shutdown") || log.contains("outcome=\"completed\""),
+        "{log}"
+    );
+    if log.contains("work interrupted by shutdown") {
+        assert!(
+            env.summary("bob")["empty"].as_bool().unwrap(),
+            "an interrupted restore left data behind"
+        );
+    }
+    // The next start resumes it, and it completes exactly once.
+    let server = env.serve(&[]);
+    let bob = Api::new(&server, env.token("bob"));
+    let done = bob.wait_restore("restore", &rid, &["restore_completed", "restore_failed"]);
+    assert_eq!(done["status"], "restore_completed", "{done}");
+    assert_eq!(env.summary("bob")["transactions"], 200000);
+}

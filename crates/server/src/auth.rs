@@ -1,0 +1,390 @@
+//! Bearer JWTs: the user is the `sub` claim.
+//!
+//! - HS256 with a shared secret (the embedded default; `fzip token --user U` mints tokens).
+//! - RS256 with the identity provider's keys from a JWKS URL, fetched at first use and again
+//!   when a token names a key not seen yet (at most every 30 s), with issuer and audience checks.
+//!   Cognito access tokens carry the app client in `client_id` instead of `aud`; either matches.
+
+use std::path::Path;
+use std::sync::RwLock;
+use std::time::{Duration, Instant};
+
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{
+    Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, decode_header, encode,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::config::AuthConfig;
+use crate::error::ApiError;
+
+/// Claims fzip reads.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Claims {
+    pub sub: String,
+    pub exp: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aud: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+}
+
+enum Mode {
+    Hs256 {
+        key: DecodingKey,
+        validation: Validation,
+        audience: String,
+    },
+    Jwks {
+        url: String,
+        validation: Validation,
+        audience: Option<String>,
+        keys: RwLock<Option<(JwkSet, Instant)>>,
+        client: reqwest::Client,
+    },
+}
+
+/// Checks bearer tokens.
+pub struct Authenticator {
+    mode: Mode,
+}
+
+const REFRESH_EVERY: Duration = Duration::from_secs(30);
+
+fn base_validation(alg: Algorithm, issuer: Option<&str>) -> Validation {
+    let mut v = Validation::new(alg);
+    v.set_required_spec_claims(&["exp", "sub"]);
+    v.leeway = 30;
+    // The audience is checked by hand: Cognito puts it in `aud` or in `client_id`.
+    v.validate_aud = false;
+    if let Some(iss) = issuer {
+        v.set_issuer(&[iss]);
+    }
+    v
+}
+
+fn audience_matches(claims: &Claims, audience: &str) -> bool {
+    let in_aud = match &claims.aud {
+        Some(Value::String(a)) => a == audience,
+        Some(Value::Array(list)) => list.iter().any(|a| a.as_str() == Some(audience)),
+        _ => false,
+    };
+    in_aud || claims.client_id.as_deref() == Some(audience)
+}
+
+fn reason(e: &jsonwebtoken::errors::Error) -> String {
+    use jsonwebtoken::errors::ErrorKind;
+    match e.kind() {
+        ErrorKind::ExpiredSignature => "the token has expired; sign in again".into(),
+        ErrorKind::InvalidSignature => "the token's signature is not valid".into(),
+        ErrorKind::InvalidIssuer => "the token was issued by someone else".into(),
+        ErrorKind::InvalidAlgorithm => {
+            "the token is signed with an algorithm this server does not accept".into()
+        }
+        ErrorKind::MissingRequiredClaim(c) => format!("the token has no `{c}` claim"),
+        ErrorKind::ImmatureSignature => "the token is not valid yet".into(),
+        _ => format!("the token is not valid ({e})"),
+    }
+}
+
+impl Authenticator {
+    pub fn new(config: &AuthConfig) -> Self {
+        let mode = match config {
+            AuthConfig::Hs256 {
+                secret,
+                issuer,
+                audience,
+            } => Mode::Hs256 {
+                key: DecodingKey::from_secret(secret),
+                validation: base_validation(Algorithm::HS256, Some(issuer)),
+                audience: audience.clone(),
+            },
+            AuthConfig::Jwks {
+                url,
+                issuer,
+                audience,
+            } => Mode::Jwks {
+                url: url.clone(),
+                validation: base_validation(Algorithm::RS256, issuer.as_deref()),
+                audience: audience.clone(),
+                keys: RwLock::new(None),
+                client: reqwest::Client::builder()
+                    .timeout(Duration::from_secs(10))
+                    .build()
+                    .unwrap_or_default(),
+            },
+        };
+        Authenticator { mode }
+    }
+
+    /// The user a request's `Authorization` header speaks for.
+    pub async fn authenticate(&self, header: Option<&str>) -> Result<String, ApiError> {
+        let Some(header) = header else {
+            return Err(ApiError::unauthorized(
+                "no Authorization header: send `Authorization: Bearer <token>`",
+            ));
+        };
+        let token = header
+            .strip_prefix("Bearer ")
+            .or_else(|| header.strip_prefix("bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                ApiError::unauthorized("the Authorization header must be `Bearer <token>`")
+            })?;
+        let claims = match &self.mode {
+            Mode::Hs256 {
+                key,
+                validation,
+                audience,
+            } => {
+                let data = decode::<Claims>(token, key, validation)
+                    .map_err(|e| ApiError::unauthorized(reason(&e)))?;
+                if !audience_matches(&data.claims, audience) {
+                    return Err(ApiError::unauthorized(
+                        "the token is meant for another audience",
+                    ));
+                }
+                data.claims
+            }
+            Mode::Jwks {
+                url,
+                validation,
+                audience,
+                keys,
+                client,
+            } => {
+                let header = decode_header(token)
+                    .map_err(|e| ApiError::unauthorized(format!("the token is malformed ({e})")))?;
+                let kid = header.kid.ok_or_else(|| {
+                    ApiError::unauthorized("the token names no signing key (`kid`)")
+                })?;
+                let key = self.jwks_key(url, keys, client, &kid).await?;
+                let data = decode::<Claims>(token, &key, validation)
+                    .map_err(|e| ApiError::unauthorized(reason(&e)))?;
+                if let Some(aud) = audience
+                    && !audience_matches(&data.claims, aud)
+                {
+                    return Err(ApiError::unauthorized(
+                        "the token is meant for another audience",
+                    ));
+                }
+                data.claims
+            }
+        };
+        if claims.sub.is_empty() || claims.sub.len() > 256 {
+            return Err(ApiError::unauthorized(
+                "the token's `sub` is empty or too long",
+            ));
+        }
+        Ok(claims.sub)
+    }
+
+    async fn jwks_key(
+        &self,
+        url: &str,
+        keys: &RwLock<Option<(JwkSet, Instant)>>,
+        client: &reqwest::Client,
+        kid: &str,
+    ) -> Result<DecodingKey, ApiError> {
+        let cached = {
+            let guard = keys.read().unwrap_or_else(|p| p.into_inner());
+            guard
+                .as_ref()
+                .map(|(set, at)| (set.find(kid).cloned(), *at))
+        };
+        let jwk = match cached {
+            Some((Some(jwk), _)) => jwk,
+            Some((None, at)) if at.elapsed() < REFRESH_EVERY => {
+                return Err(ApiError::unauthorized(format!(
+                    "no signing key {kid} is known"
+                )));
+            }
+            _ => {
+                let set: JwkSet = client
+                    .get(url)
+                    .send()
+                    .await
+                    .and_then(|r| r.error_for_status())
+                    .map_err(|e| ApiError::internal(format!("fetching the JWKS at {url}: {e}")))?
+                    .json()
+                    .await
+                    .map_err(|e| ApiError::internal(format!("reading the JWKS at {url}: {e}")))?;
+                let found = set.find(kid).cloned();
+                *keys.write().unwrap_or_else(|p| p.into_inner()) = Some((set, Instant::now()));
+                found.ok_or_else(|| {
+                    ApiError::unauthorized(format!("no signing key {kid} is known"))
+                })?
+            }
+        };
+        DecodingKey::from_jwk(&jwk)
+            .map_err(|e| ApiError::unauthorized(format!("signing key {kid} cannot be used ({e})")))
+    }
+}
+
+/// The issuer and audience of tokens fzip mints itself.
+pub const EMBEDDED_ISSUER: &str = "fzip";
+pub const EMBEDDED_AUDIENCE: &str = "fzip";
+
+/// Mints an HS256 token for `user`, valid for `ttl`.
+pub fn mint_token(
+    secret: &[u8],
+    user: &str,
+    ttl: Duration,
+) -> Result<String, jsonwebtoken::errors::Error> {
+    let now = chrono::Utc::now().timestamp().max(0) as u64;
+    let claims = Claims {
+        sub: user.to_string(),
+        exp: now + ttl.as_secs(),
+        iat: Some(now),
+        iss: Some(EMBEDDED_ISSUER.into()),
+        aud: Some(Value::String(EMBEDDED_AUDIENCE.into())),
+        client_id: None,
+    };
+    encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(secret),
+    )
+}
+
+/// Reads a secret kept in the data directory, or creates it (32 random bytes, hex, mode 0600).
+pub fn load_or_create_secret(path: &Path) -> std::io::Result<Vec<u8>> {
+    if let Ok(text) = std::fs::read_to_string(path) {
+        let text = text.trim();
+        if text.len() >= 32 {
+            return Ok(text.as_bytes().to_vec());
+        }
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "{} holds less than 32 characters; delete it to have a new secret made",
+                path.display()
+            ),
+        ));
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut bytes = Vec::with_capacity(32);
+    bytes.extend_from_slice(uuid::Uuid::new_v4().as_bytes());
+    bytes.extend_from_slice(uuid::Uuid::new_v4().as_bytes());
+    let text = hex::encode(bytes);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(mut f) => {
+            use std::io::Write;
+            f.write_all(text.as_bytes())?;
+            f.sync_all()?;
+            Ok(text.into_bytes())
+        }
+        // Another process created it first: use theirs.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            Ok(std::fs::read_to_string(path)?.trim().as_bytes().to_vec())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hs() -> (Vec<u8>, Authenticator) {
+        let secret = b"0123456789abcdef0123456789abcdef".to_vec();
+        let auth = Authenticator::new(&AuthConfig::Hs256 {
+            secret: secret.clone(),
+            issuer: EMBEDDED_ISSUER.into(),
+            audience: EMBEDDED_AUDIENCE.into(),
+        });
+        (secret, auth)
+    }
+
+    #[tokio::test]
+    async fn minted_tokens_authenticate() {
+        let (secret, auth) = hs();
+        let t = mint_token(&secret, "alice", Duration::from_secs(60)).unwrap();
+        assert_eq!(
+            auth.authenticate(Some(&format!("Bearer {t}")))
+                .await
+                .unwrap(),
+            "alice"
+        );
+    }
+
+    #[tokio::test]
+    async fn bad_tokens_are_refused() {
+        let (secret, auth) = hs();
+        assert!(auth.authenticate(None).await.is_err());
+        assert!(auth.authenticate(Some("Basic abc")).await.is_err());
+        let forged = mint_token(
+            b"another-secret-another-secret-xx",
+            "alice",
+            Duration::from_secs(60),
+        )
+        .unwrap();
+        assert!(
+            auth.authenticate(Some(&format!("Bearer {forged}")))
+                .await
+                .is_err()
+        );
+        let now = chrono::Utc::now().timestamp() as u64;
+        let expired = encode(
+            &Header::new(Algorithm::HS256),
+            &Claims {
+                sub: "alice".into(),
+                exp: now - 3600,
+                iat: None,
+                iss: Some("fzip".into()),
+                aud: Some("fzip".into()),
+                client_id: None,
+            },
+            &EncodingKey::from_secret(&secret),
+        )
+        .unwrap();
+        let err = auth
+            .authenticate(Some(&format!("Bearer {expired}")))
+            .await
+            .unwrap_err();
+        assert!(err.detail.contains("expired"), "{}", err.detail);
+        let wrong_aud = encode(
+            &Header::new(Algorithm::HS256),
+            &Claims {
+                sub: "alice".into(),
+                exp: now + 3600,
+                iat: None,
+                iss: Some("fzip".into()),
+                aud: Some("other".into()),
+                client_id: None,
+            },
+            &EncodingKey::from_secret(&secret),
+        )
+        .unwrap();
+        let err = auth
+            .authenticate(Some(&format!("Bearer {wrong_aud}")))
+            .await
+            .unwrap_err();
+        assert!(err.detail.contains("audience"), "{}", err.detail);
+    }
+
+    #[test]
+    fn secrets_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("secret");
+        let a = load_or_create_secret(&p).unwrap();
+        let b = load_or_create_secret(&p).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.len(), 64);
+    }
+}

@@ -1,0 +1,397 @@
+//! The signed URLs themselves: package downloads (with `Range` and `ETag`) and package uploads
+//! (a plain `PUT` of the file, or the form `POST` HouseF3's client sends: fields, then `file`).
+//!
+//! No bearer token here: the signed URL is the permission, bound to user, blob, job and expiry.
+
+use axum::body::Body;
+use axum::extract::{Multipart, Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures::{Stream, StreamExt, TryStreamExt};
+use fzip_engine::jobs::{self, statuses};
+use fzip_engine::now_ms;
+use object_store::buffered::BufWriter;
+use object_store::path::Path as BlobPath;
+use object_store::{GetOptions, GetRange, ObjectStoreExt};
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+
+use crate::error::{ApiError, ApiResult};
+use crate::signing::Grant;
+use crate::state::AppState;
+
+fn forbidden(e: crate::signing::SignError) -> ApiError {
+    ApiError::forbidden(e.to_string())
+}
+
+fn blob_path(key: &str) -> ApiResult<BlobPath> {
+    BlobPath::parse(key).map_err(ApiError::internal)
+}
+
+/// `GET`/`HEAD /fzip/files/{token}`.
+pub async fn download(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    method: Method,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let grant = state
+        .signer
+        .verify(&token, "get", now_ms())
+        .map_err(forbidden)?;
+    tracing::Span::current().record("job_id", grant.job.as_str());
+    let job = state
+        .blocking({
+            let g = grant.clone();
+            move |s| Ok(s.jobs.get_job(&g.user, &g.job)?)
+        })
+        .await?;
+    let Some(job) = job.filter(|j| j.package_key.as_deref() == Some(grant.key.as_str())) else {
+        return Err(ApiError::gone(
+            "this package is no longer available (deleted or expired)",
+        ));
+    };
+    let store = state.engine.blobs.object_store();
+    let path = blob_path(&grant.key)?;
+    let meta = match store.head(&path).await {
+        Ok(m) => m,
+        Err(object_store::Error::NotFound { .. }) => {
+            return Err(ApiError::gone(
+                "this package is no longer available (deleted or expired)",
+            ));
+        }
+        Err(e) => return Err(ApiError::internal(e)),
+    };
+    let size = meta.size;
+    let etag = format!(
+        "\"{}\"",
+        job.package_sha256
+            .clone()
+            .or(meta.e_tag.clone())
+            .unwrap_or_else(|| format!("{size}"))
+    );
+    if let Some(inm) = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        && inm.split(',').any(|t| t.trim() == etag || t.trim() == "*")
+    {
+        return Ok(with_headers(
+            StatusCode::NOT_MODIFIED.into_response(),
+            &etag,
+            &grant,
+            None,
+        ));
+    }
+    // A single byte range, unless If-Range names another version.
+    let if_range_ok = headers
+        .get(header::IF_RANGE)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|v| v == etag);
+    let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
+        Some(r) if if_range_ok => match parse_range(r, size) {
+            Some(r) => Some(r),
+            None => {
+                let mut resp = ApiError::new(
+                    StatusCode::RANGE_NOT_SATISFIABLE,
+                    "RANGE_NOT_SATISFIABLE",
+                    format!("the range {r:?} does not fit a {size}-byte package"),
+                )
+                .into_response();
+                if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
+                    resp.headers_mut().insert(header::CONTENT_RANGE, v);
+                }
+                return Ok(resp);
+            }
+        },
+        _ => None,
+    };
+    let (status, start, end) = match range {
+        Some((a, b)) => (StatusCode::PARTIAL_CONTENT, a, b),
+        None => (StatusCode::OK, 0, size),
+    };
+    let body = if method == Method::HEAD || end == start {
+        Body::empty()
+    } else {
+        let options = GetOptions::new().with_range(Some(GetRange::Bounded(start..end)));
+        let result = store
+            .get_opts(&path, options)
+            .await
+            .map_err(ApiError::internal)?;
+        Body::from_stream(result.into_stream())
+    };
+    let mut resp = Response::new(body);
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/zip"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&(end - start).to_string()) {
+        h.insert(header::CONTENT_LENGTH, v);
+    }
+    if status == StatusCode::PARTIAL_CONTENT
+        && let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{}/{size}", end - 1))
+    {
+        h.insert(header::CONTENT_RANGE, v);
+    }
+    if method == Method::GET && range.is_none() {
+        state.audit(&grant.user, "package.fetch", Some(&grant.job), "ok", None);
+    }
+    Ok(with_headers(resp, &etag, &grant, Some(size)))
+}
+
+fn with_headers(mut resp: Response, etag: &str, grant: &Grant, _size: Option<u64>) -> Response {
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(etag) {
+        h.insert(header::ETAG, v);
+    }
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-store"),
+    );
+    if let Some(name) = &grant.name {
+        let safe: String = name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{safe}\"")) {
+            h.insert(header::CONTENT_DISPOSITION, v);
+        }
+    }
+    resp
+}
+
+/// `bytes=a-b`, `bytes=a-`, `bytes=-n` as a half-open range within `size`.
+fn parse_range(text: &str, size: u64) -> Option<(u64, u64)> {
+    let spec = text.trim().strip_prefix("bytes=")?;
+    if spec.contains(',') {
+        return None; // one range only
+    }
+    let (a, b) = spec.split_once('-')?;
+    let (a, b) = (a.trim(), b.trim());
+    let (start, end) = if a.is_empty() {
+        let n: u64 = b.parse().ok()?;
+        if n == 0 {
+            return None;
+        }
+        (size.saturating_sub(n), size)
+    } else {
+        let start: u64 = a.parse().ok()?;
+        let end = if b.is_empty() {
+            size
+        } else {
+            b.parse::<u64>().ok()?.saturating_add(1).min(size)
+        };
+        (start, end)
+    };
+    (start < end && start < size).then_some((start, end))
+}
+
+/// Streams `body` into the blob at `key`, refusing more than `max` bytes. Returns (size, sha256).
+async fn store_stream<S, E>(
+    state: &AppState,
+    key: &str,
+    body: S,
+    max: u64,
+) -> ApiResult<(u64, String)>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    let store = state.engine.blobs.object_store();
+    let path = blob_path(key)?;
+    let mut writer = BufWriter::with_capacity(store, path, 8 << 20);
+    let mut hasher = Sha256::new();
+    let mut size: u64 = 0;
+    let mut body = body;
+    let result: ApiResult<()> = async {
+        while let Some(chunk) = body.next().await {
+            let chunk =
+                chunk.map_err(|e| ApiError::bad_request(format!("the upload broke off: {e}")))?;
+            size += chunk.len() as u64;
+            if size > max {
+                return Err(too_large(max));
+            }
+            hasher.update(&chunk);
+            writer.put(chunk).await.map_err(ApiError::internal)?;
+        }
+        Ok(())
+    }
+    .await;
+    match result {
+        Ok(()) => {
+            writer.shutdown().await.map_err(ApiError::internal)?;
+            Ok((size, hex::encode(hasher.finalize())))
+        }
+        Err(e) => {
+            let _ = writer.abort().await;
+            Err(e)
+        }
+    }
+}
+
+fn too_large(max: u64) -> ApiError {
+    ApiError::too_large(format!(
+        "the package is larger than this server accepts ({max} bytes); ask the operator to raise --max-upload-bytes"
+    ))
+}
+
+/// `PUT` or `POST /fzip/upload/{token}`.
+pub async fn upload(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    request: Request,
+) -> ApiResult<Response> {
+    let grant = state
+        .signer
+        .verify(&token, "put", now_ms())
+        .map_err(forbidden)?;
+    tracing::Span::current().record("job_id", grant.job.as_str());
+    let max = state.config.max_upload_bytes;
+    if let Some(len) = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        && len > max.saturating_add(64 << 10)
+    {
+        return Err(too_large(max));
+    }
+    // The job must still be waiting for its package.
+    let job = state
+        .blocking({
+            let g = grant.clone();
+            move |s| Ok(s.jobs.get_job(&g.user, &g.job)?)
+        })
+        .await?
+        .ok_or_else(|| ApiError::not_found("the job this upload belongs to no longer exists"))?;
+    if job.status != statuses(job.job_type).initial || job.package_key.is_some() {
+        return Err(ApiError::conflict(format!(
+            "job {} does not expect an upload now (it is {})",
+            job.job_id,
+            job.status.as_str()
+        )));
+    }
+    let is_form = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("multipart/form-data"));
+    let method = request.method().clone();
+    let (size, sha) = if method == Method::POST && is_form {
+        let mut form = Multipart::from_request(request, &state)
+            .await
+            .map_err(|e| {
+                ApiError::bad_request(format!("the form is not valid multipart data: {e}"))
+            })?;
+        let mut stored = None;
+        while let Some(field) = form.next_field().await.map_err(|e| {
+            ApiError::bad_request(format!("the form is not valid multipart data: {e}"))
+        })? {
+            let name = field.name().unwrap_or("").to_string();
+            if name == "file" {
+                let stream = field.map_err(|e| e.to_string());
+                stored = Some(store_stream(&state, &grant.key, Box::pin(stream), max).await?);
+                break;
+            }
+            let value = field.text().await.unwrap_or_default();
+            if name == "key" && value != grant.key {
+                return Err(ApiError::forbidden(
+                    "the form's key does not match the signed URL",
+                ));
+            }
+        }
+        stored.ok_or_else(|| {
+            ApiError::bad_request(
+                "the form has no `file` field (send the fields first, then `file`)",
+            )
+        })?
+    } else if method == Method::PUT || method == Method::POST {
+        let stream = request.into_body().into_data_stream();
+        store_stream(&state, &grant.key, stream, max).await?
+    } else {
+        return Err(ApiError::bad_request("upload with PUT, or POST a form"));
+    };
+    if size == 0 {
+        let _ = delete_blob(&state, &grant.key).await;
+        return Err(ApiError::bad_request("the upload is empty"));
+    }
+    let result = state
+        .blocking({
+            let (g, sha) = (grant.clone(), sha.clone());
+            move |s| {
+                let ttl = s.config.package_ttl.as_millis() as i64;
+                jobs::modify(s.jobs.as_ref(), &g.user, &g.job, |j| {
+                    let now = now_ms();
+                    jobs::package_uploaded(j, &g.key, size, &sha, now).map_err(ApiError::from)?;
+                    // The uploaded package is kept as long as a backup's would be.
+                    j.expires_at = Some(now.saturating_add(ttl));
+                    Ok::<(), ApiError>(())
+                })
+            }
+        })
+        .await;
+    match result {
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            let _ = delete_blob(&state, &grant.key).await;
+            return Err(ApiError::not_found(
+                "the job this upload belongs to no longer exists",
+            ));
+        }
+        Err(e) => {
+            let _ = delete_blob(&state, &grant.key).await;
+            return Err(e);
+        }
+    }
+    state.audit(
+        &grant.user,
+        "package.upload",
+        Some(&grant.job),
+        "ok",
+        Some(format!("{size} bytes")),
+    );
+    metrics::histogram!("fzip_upload_bytes").record(size as f64);
+    state.work_ready.notify_waiters();
+    let mut resp = StatusCode::NO_CONTENT.into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("\"{sha}\"")) {
+        resp.headers_mut().insert(header::ETAG, v);
+    }
+    Ok(resp)
+}
+
+async fn delete_blob(state: &AppState, key: &str) -> ApiResult<()> {
+    let store = state.engine.blobs.object_store();
+    let path = blob_path(key)?;
+    match store.delete(&path).await {
+        Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+        Err(e) => Err(ApiError::internal(e)),
+    }
+}
+
+use axum::extract::FromRequest;
+
+#[cfg(test)]
+mod tests {
+    use super::parse_range;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range("bytes=0-9", 100), Some((0, 10)));
+        assert_eq!(parse_range("bytes=90-", 100), Some((90, 100)));
+        assert_eq!(parse_range("bytes=-10", 100), Some((90, 100)));
+        assert_eq!(parse_range("bytes=95-200", 100), Some((95, 100)));
+        assert_eq!(parse_range("bytes=100-", 100), None);
+        assert_eq!(parse_range("bytes=5-2", 100), None);
+        assert_eq!(parse_range("bytes=0-1,5-6", 100), None);
+        assert_eq!(parse_range("items=0-1", 100), None);
+    }
+}
