@@ -1120,3 +1120,123 @@ fn run_import(w: &Worker<'_>, job: &Job) -> Result<Outcome, EngineError> {
     )?;
     Ok("failed")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fzip_store::jobs::JobStatus as S;
+
+    fn restore_job(status: JobStatus) -> Job {
+        let mut j = Job::new("j", "u", JobType::Restore, status, 0);
+        j.package_key = Some("uploads/u/j.fzip".into());
+        j
+    }
+
+    #[test]
+    fn uploads_start_validation_only_where_they_should() {
+        let mut j = Job::new("j", "u", JobType::Restore, S::RestoreUploaded, 0);
+        assert!(begin_validation(&mut j, 1).is_err(), "no package yet");
+        j.params = json!({ "autoValidate": true });
+        package_uploaded(&mut j, "k", 10, "abc", 1).unwrap();
+        assert_eq!(
+            (j.status, j.work),
+            (S::RestoreValidating, Some(Work::Validate))
+        );
+        assert!(
+            package_uploaded(&mut j, "k", 10, "abc", 2).is_err(),
+            "a second upload"
+        );
+        let mut b = Job::new("b", "u", JobType::Backup, S::BackupInitiated, 0);
+        assert!(
+            package_uploaded(&mut b, "k", 1, "x", 1).is_err(),
+            "backups take no uploads"
+        );
+    }
+
+    #[test]
+    fn start_only_from_awaiting_confirmation() {
+        for s in [
+            S::RestoreUploaded,
+            S::RestoreValidating,
+            S::RestoreValidationPassed,
+            S::RestoreCompleted,
+            S::RestoreFailed,
+        ] {
+            assert!(start(&mut restore_job(s), None, 1).is_err(), "{s}");
+        }
+        let mut j = restore_job(S::RestoreAwaitingConfirmation);
+        assert!(matches!(
+            start(&mut j, Some("2 accounts".into()), 1),
+            Err(TransitionError::ProfileNotEmpty(_))
+        ));
+        start(&mut j, None, 1).unwrap();
+        assert_eq!(
+            (j.status, j.work),
+            (S::RestoreProcessing, Some(Work::Restore))
+        );
+    }
+
+    #[test]
+    fn cancel_rules() {
+        for s in [
+            S::RestoreCompleted,
+            S::RestoreFailed,
+            S::RestoreCanceled,
+            S::RestoreValidationFailed,
+        ] {
+            assert!(cancel(&mut restore_job(s), 1).is_err(), "{s} is terminal");
+        }
+        let mut j = restore_job(S::RestoreAwaitingConfirmation);
+        assert_eq!(cancel(&mut j, 1), Ok(CancelOutcome::Canceled));
+        assert_eq!(j.status, S::RestoreCanceled);
+        assert!(j.completed_at.is_some() && j.work.is_none());
+        let mut running = restore_job(S::RestoreProcessing);
+        assert_eq!(cancel(&mut running, 1), Ok(CancelOutcome::Requested));
+        assert_eq!(
+            running.status,
+            S::RestoreProcessing,
+            "a running restore stops itself"
+        );
+        assert!(running.cancel_requested);
+        let mut backup = Job::new("b", "u", JobType::Backup, S::BackupProcessing, 0);
+        assert!(
+            cancel(&mut backup, 1).is_err(),
+            "cancel is for restores and imports"
+        );
+    }
+
+    #[test]
+    fn retry_only_after_failure() {
+        assert!(retry(&mut restore_job(S::RestoreCompleted), 1).is_err());
+        let mut j = restore_job(S::RestoreValidationFailed);
+        j.error = Some("x".into());
+        j.results.insert("validationResults".into(), json!({}));
+        retry(&mut j, 1).unwrap();
+        assert_eq!(
+            (j.status, j.work),
+            (S::RestoreValidating, Some(Work::Validate))
+        );
+        assert!(j.error.is_none() && j.results.is_empty());
+        let mut no_package = restore_job(S::RestoreFailed);
+        no_package.package_key = None;
+        assert!(retry(&mut no_package, 1).is_err());
+    }
+
+    #[test]
+    fn expiry_marks_backups_expired() {
+        let mut b = Job::new("b", "u", JobType::Backup, S::BackupCompleted, 0);
+        b.package_key = Some("k".into());
+        expire(&mut b, 5);
+        assert_eq!(b.status, S::BackupExpired);
+        assert!(b.package_key.is_none());
+    }
+
+    #[test]
+    fn import_statuses_mirror_restore() {
+        let s = statuses(JobType::Import);
+        assert_eq!(s.awaiting, S::ImportAwaitingConfirmation);
+        assert_eq!(s.canceled_or_expired, S::ImportCanceled);
+        let s = statuses(JobType::Export);
+        assert_eq!(s.completed, S::ExportCompleted);
+    }
+}
