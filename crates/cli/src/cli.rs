@@ -87,6 +87,42 @@ pub enum Command {
         /// Overwrite FILE if it exists.
         #[arg(long)]
         force: bool,
+        /// What to back up: complete, accounts_only, transactions_only, categories_only,
+        /// selective.
+        #[arg(long = "type", default_value = "complete", value_parser = ["complete", "accounts_only", "transactions_only", "categories_only", "selective"])]
+        backup_type: String,
+        /// Only these accounts (comma-separated ids).
+        #[arg(long, value_delimiter = ',')]
+        accounts: Option<Vec<String>>,
+        /// Only transactions from this date (ms since the epoch, or YYYY-MM-DD).
+        #[arg(long)]
+        from: Option<String>,
+        /// Only transactions up to this date (ms, or YYYY-MM-DD: the whole day).
+        #[arg(long)]
+        to: Option<String>,
+        /// Only these categories and their transactions (comma-separated ids).
+        #[arg(long, value_delimiter = ',')]
+        categories: Option<Vec<String>>,
+    },
+    /// Import a package into a live profile, merging by a strategy (all or nothing).
+    Import {
+        file: PathBuf,
+        #[arg(long)]
+        user: String,
+        /// What to do with entities whose id the profile already has.
+        #[arg(long = "merge", default_value = "fail_on_conflict", value_parser = ["fail_on_conflict", "overwrite", "skip_existing"])]
+        merge_strategy: String,
+        /// Report what would be created, updated, skipped and conflicting; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Show a profile's analytics (monthly cash flow per account, category totals per month).
+    Analytics {
+        #[arg(long)]
+        user: String,
+        /// Recompute them from the transactions first.
+        #[arg(long)]
+        recompute: bool,
     },
     /// Restore a package into an empty profile (all or nothing).
     Restore {

@@ -13,8 +13,10 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow};
 use clap::Parser;
+use fzip_engine::backup::{BackupType, Selection};
 use fzip_engine::{
-    BackupOptions, CancelFlag, DemoOptions, DiffOptions, Engine, EngineError, RestoreOptions,
+    BackupOptions, CancelFlag, DemoOptions, DiffOptions, Engine, EngineError, ImportOptions,
+    MergeStrategy, RestoreOptions,
 };
 use fzip_format::{Limits, PackageError};
 use fzip_server::{AuthConfig, ServerConfig};
@@ -43,6 +45,11 @@ pub enum Failure {
     },
     /// Differences were found and reported (exit 1, nothing more to print).
     Different,
+    /// An import met conflicts under fail_on_conflict (exit 1, with the report).
+    Conflict {
+        message: String,
+        report: serde_json::Value,
+    },
     /// Anything else (exit 1).
     Error(anyhow::Error),
 }
@@ -64,6 +71,10 @@ impl From<EngineError> for Failure {
             EngineError::Package(p) => Failure::Invalid {
                 message: package_message(&p),
                 report: None,
+            },
+            EngineError::ImportConflict(report) => Failure::Conflict {
+                message,
+                report: serde_json::to_value(&*report).unwrap_or_default(),
             },
             EngineError::ProfileNotEmpty { summary, .. } => Failure::NotEmpty {
                 message,
@@ -114,6 +125,10 @@ fn main() -> ExitCode {
                 Some(json!({ "profileSummary": summary })),
             );
             ExitCode::from(4)
+        }
+        Err(Failure::Conflict { message, report }) => {
+            out.conflicts(&message, &report);
+            ExitCode::from(1)
         }
         Err(Failure::Error(e)) => {
             out.error("ERROR", &format!("{e:#}"), None);
@@ -208,7 +223,19 @@ fn run(cli: &Cli, out: &Out, cancel: Arc<CancelFlag>) -> Outcome {
             continue_on_missing_files,
             compression_level,
             force,
+            backup_type,
+            accounts,
+            from,
+            to,
+            categories,
         } => {
+            let selection = Selection {
+                backup_type: BackupType::parse(backup_type).unwrap_or_default(),
+                account_ids: accounts.as_ref().map(|a| a.iter().cloned().collect()),
+                date_from: from.as_deref().map(|d| parse_date(d, false)).transpose()?,
+                date_to: to.as_deref().map(|d| parse_date(d, true)).transpose()?,
+                category_ids: categories.as_ref().map(|c| c.iter().cloned().collect()),
+            };
             let engine = engine(cli)?;
             if output.exists() && !force {
                 return Err(Failure::Usage(format!(
@@ -229,6 +256,7 @@ fn run(cli: &Cli, out: &Out, cancel: Arc<CancelFlag>) -> Outcome {
                 include_analytics: *include_analytics,
                 continue_on_missing_files: *continue_on_missing_files,
                 compression_level: *compression_level,
+                selection,
             };
             let bar = bar();
             let result = fzip_engine::backup(&engine, user, file, &options, &bar);
@@ -351,6 +379,43 @@ fn run(cli: &Cli, out: &Out, cancel: Arc<CancelFlag>) -> Outcome {
             out.gc(&report);
             Ok(())
         }
+        Command::Import {
+            file,
+            user,
+            merge_strategy,
+            dry_run,
+        } => {
+            let engine = engine(cli)?;
+            require_file(file)?;
+            let merge = MergeStrategy::parse(merge_strategy).ok_or_else(|| {
+                Failure::Usage(format!("unknown merge strategy {merge_strategy:?}"))
+            })?;
+            let bar = bar();
+            let report = fzip_engine::import(
+                &engine,
+                user,
+                file,
+                &ImportOptions {
+                    merge,
+                    dry_run: *dry_run,
+                    batch_id: None,
+                    job_id: None,
+                },
+                &bar,
+            )?;
+            bar.finish();
+            out.import(&report, file);
+            Ok(())
+        }
+        Command::Analytics { user, recompute } => {
+            let engine = engine(cli)?;
+            if *recompute {
+                fzip_engine::analytics::recompute(&engine, user)?;
+            }
+            let records = fzip_engine::analytics::load(&engine, user)?;
+            out.analytics(user, &records);
+            Ok(())
+        }
         Command::Serve(args) => serve(cli, args),
         Command::Token { user, ttl_hours } => {
             let secret =
@@ -458,6 +523,28 @@ fn serve(cli: &Cli, args: &ServeArgs) -> Outcome {
                 .map_err(anyhow::Error::from)
         })
         .map_err(Failure::Error)
+}
+
+/// A date option: milliseconds since the epoch, or `YYYY-MM-DD` (UTC; an end date covers the
+/// whole day).
+fn parse_date(text: &str, end_of_day: bool) -> Result<i64, Failure> {
+    if let Ok(ms) = text.parse::<i64>() {
+        return Ok(ms);
+    }
+    let day = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| {
+        Failure::Usage(format!(
+            "{text:?} is not a date: give milliseconds since the epoch or YYYY-MM-DD"
+        ))
+    })?;
+    let start = day
+        .and_hms_opt(0, 0, 0)
+        .map(|t| t.and_utc().timestamp_millis())
+        .unwrap_or(0);
+    Ok(if end_of_day {
+        start + 86_400_000 - 1
+    } else {
+        start
+    })
 }
 
 fn require_file(path: &Path) -> Result<(), Failure> {

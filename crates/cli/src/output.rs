@@ -161,6 +161,10 @@ impl Out {
             r.entries,
             r.manifest_checksum
         );
+        if let Some(sel) = &r.selection {
+            selection_lines(sel);
+        }
+        quality_lines(&r.validation);
     }
 
     pub fn restore(&self, r: &RestoreReport, path: &Path) {
@@ -231,14 +235,8 @@ impl Out {
             r.files.iter().filter(|f| f.size.is_some()).count(),
             bytes(r.preview.file_bytes)
         );
-        if let Some(q) = &r.quality
-            && let Some(overall) = q.get("overall_quality").and_then(Value::as_str)
-        {
-            println!(
-                "  backup quality: {overall} (integrity {}, completeness {})",
-                q.get("data_integrity_score").unwrap_or(&Value::Null),
-                q.get("completeness_score").unwrap_or(&Value::Null)
-            );
+        if let Some(q) = &r.quality {
+            quality_lines(q);
         }
         for p in &r.problems {
             println!("  {p}");
@@ -270,6 +268,7 @@ impl Out {
                     "last": r.preview.last_transaction_date,
                 },
                 "files": r.files,
+                "quality": r.quality,
                 "preview": r.preview,
                 "entries": entries,
                 "problems": r.problems,
@@ -333,8 +332,11 @@ impl Out {
                 );
             }
         }
+        if let Some(sel) = manifest.get("selection") {
+            selection_lines(sel);
+        }
         if let Some(q) = &r.quality {
-            println!("  quality: {q}");
+            quality_lines(q);
         }
         println!(
             "  {}: {} errors, {} warnings",
@@ -451,6 +453,134 @@ impl Out {
         );
     }
 
+    pub fn import(&self, r: &fzip_engine::ImportReport, path: &Path) {
+        if self.json {
+            return self.print_json(r);
+        }
+        let verb = if r.dry_run {
+            "Would import"
+        } else {
+            "Imported"
+        };
+        println!(
+            "{verb} {} into {} ({} merge) in {}.",
+            path.display(),
+            r.user_id,
+            r.merge_strategy_str(),
+            seconds(r.duration_ms)
+        );
+        println!(
+            "  {:<18} {:>9} {:>9} {:>9} {:>9} {:>9}",
+            "", "created", "updated", "unchanged", "skipped", "conflicts"
+        );
+        for kind in fzip_model::EntityKind::ALL {
+            let row = [
+                &r.created,
+                &r.updated,
+                &r.unchanged,
+                &r.skipped,
+                &r.conflicts,
+            ]
+            .map(|c| c.get(kind));
+            if row.iter().all(|n| *n == 0) {
+                continue;
+            }
+            println!(
+                "  {:<18} {:>9} {:>9} {:>9} {:>9} {:>9}",
+                kind.stem(),
+                row[0],
+                row[1],
+                row[2],
+                row[3],
+                row[4]
+            );
+        }
+        println!(
+            "  {} statement files written ({})",
+            r.files_written,
+            bytes(r.file_bytes)
+        );
+        if r.possible_duplicates_total > 0 {
+            println!(
+                "  {} imported transactions look like ones the profile already had (kept, not dropped):",
+                r.possible_duplicates_total
+            );
+            for d in r.possible_duplicates.iter().take(20) {
+                println!(
+                    "    {} resembles {} ({})",
+                    d.transaction_id,
+                    d.existing_transaction_id.as_deref().unwrap_or("?"),
+                    d.reason
+                );
+            }
+        }
+        if !r.dry_run {
+            println!("  {} analytics records recomputed", r.analytics_recomputed);
+        }
+    }
+
+    pub fn conflicts(&self, message: &str, report: &Value) {
+        if self.json {
+            return self.print_json(
+                &json!({ "error": "IMPORT_CONFLICT", "message": message, "report": report }),
+            );
+        }
+        eprintln!("error: {message}");
+        if let Some(list) = report.get("conflictList").and_then(Value::as_array) {
+            for c in list.iter().take(50) {
+                eprintln!(
+                    "  {} {} {}",
+                    c["collection"].as_str().unwrap_or(""),
+                    c["id"].as_str().unwrap_or(""),
+                    c.get("name").and_then(Value::as_str).unwrap_or("")
+                );
+            }
+            let total = report["conflicts"]
+                .as_object()
+                .map_or(0, |o| o.values().filter_map(Value::as_u64).sum::<u64>());
+            if total as usize > 50 {
+                eprintln!("  … {} conflicts in all", total);
+            }
+        }
+    }
+
+    pub fn analytics(&self, user: &str, records: &[fzip_model::AnalyticsRecord]) {
+        if self.json {
+            return self.print_json(&json!({ "userId": user, "records": records }));
+        }
+        if records.is_empty() {
+            println!(
+                "The profile of {user} has no analytics (fzip analytics --user {user} --recompute computes them)."
+            );
+            return;
+        }
+        println!("Analytics of {user} ({} records):", records.len());
+        for r in records {
+            let data: Value = serde_json::from_str(r.data.get()).unwrap_or_default();
+            match r.analytic_type {
+                fzip_model::AnalyticType::CashFlow => println!(
+                    "  cash flow  {}  {}  in {} out {} net {} {} ({} transactions)",
+                    r.time_period,
+                    r.account_id.as_deref().unwrap_or("-"),
+                    data["inflow"].as_str().unwrap_or("?"),
+                    data["outflow"].as_str().unwrap_or("?"),
+                    data["net"].as_str().unwrap_or("?"),
+                    data["currency"].as_str().unwrap_or(""),
+                    data["transactionCount"]
+                ),
+                fzip_model::AnalyticType::CategoryTrends => {
+                    if let Some(cur) = data["currencies"].as_object() {
+                        for (currency, cats) in cur {
+                            let n = cats.as_object().map_or(0, |c| c.len());
+                            println!("  categories {}  {currency}: {n} categories", r.time_period);
+                        }
+                    }
+                }
+                other => println!("  {}  {}  {}", other, r.time_period, r.data.get()),
+            }
+        }
+    }
+
     pub fn audit(&self, records: &[fzip_store::AuditRecord]) {
         if self.json {
             return self.print_json(&json!({ "records": records }));
@@ -484,6 +614,78 @@ impl Out {
             println!("{path} is up to date.");
         } else {
             println!("Applied to {path}: {}", applied.join(", "));
+        }
+    }
+}
+
+/// The backup quality block (the manifest's `validation`), for reading.
+fn quality_lines(q: &Value) {
+    let Some(overall) = q.get("overall_quality").and_then(Value::as_str) else {
+        return;
+    };
+    let num = |k: &str| q.get(k).cloned().unwrap_or(Value::Null);
+    println!(
+        "  backup quality: {overall} (data integrity {}, completeness {}); {} statement files processed, {} failed; compression {}%; {} s",
+        num("data_integrity_score"),
+        num("completeness_score"),
+        num("files_processed"),
+        num("files_failed"),
+        num("compression_ratio"),
+        num("processing_time_seconds"),
+    );
+    for (label, key) in [("issue", "issues"), ("recommendation", "recommendations")] {
+        for item in q.get(key).and_then(Value::as_array).into_iter().flatten() {
+            if let Some(text) = item.as_str() {
+                println!("    {label}: {text}");
+            }
+        }
+    }
+}
+
+/// What a partial package holds and which filters made it.
+fn selection_lines(sel: &Value) {
+    let kind = sel.get("backupType").and_then(Value::as_str).unwrap_or("?");
+    let partial = sel.get("partial").and_then(Value::as_bool).unwrap_or(false);
+    let mut filters = Vec::new();
+    if let Some(f) = sel.get("filters") {
+        if let Some(ids) = f.get("accountIds").and_then(Value::as_array) {
+            filters.push(format!("{} account(s)", ids.len()));
+        }
+        if let Some(ids) = f.get("categoryIds").and_then(Value::as_array) {
+            filters.push(format!("{} categor(ies)", ids.len()));
+        }
+        let from = f.get("dateRangeStart").and_then(Value::as_i64);
+        let to = f.get("dateRangeEnd").and_then(Value::as_i64);
+        if from.is_some() || to.is_some() {
+            filters.push(format!(
+                "dates {} to {}",
+                from.map(date).unwrap_or_else(|| "…".into()),
+                to.map(date).unwrap_or_else(|| "…".into())
+            ));
+        }
+    }
+    println!(
+        "  selection  {kind}{}{}",
+        if partial { " (partial)" } else { "" },
+        if filters.is_empty() {
+            String::new()
+        } else {
+            format!(", filtered by {}", filters.join(", "))
+        }
+    );
+    if let Some(ext) = sel.get("externalReferences").and_then(Value::as_object) {
+        let refs: Vec<String> = ext
+            .iter()
+            .filter_map(|(k, v)| {
+                let n = v.as_array().map_or(0, Vec::len);
+                (n > 0).then(|| format!("{n} {k}"))
+            })
+            .collect();
+        if !refs.is_empty() {
+            println!(
+                "  refers outside the package to {} (an import resolves them against the profile)",
+                refs.join(", ")
+            );
         }
     }
 }

@@ -32,6 +32,7 @@ impl Bar {
 
 impl Progress for Bar {
     fn phase(&self, name: &str, total: u64) {
+        tracing::debug!(phase = name, total, "phase");
         let Some(bar) = &self.bar else { return };
         let label = name.replace('_', " ");
         let style = if total > 0 {

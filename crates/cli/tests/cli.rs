@@ -410,3 +410,126 @@ fn memory_stays_flat_as_profiles_grow() {
         );
     }
 }
+
+#[test]
+fn import_reports_conflicts_and_merges() {
+    let f = Fzip::new();
+    for (user, seed) in [("alice", "1"), ("bob", "2")] {
+        f.expect(
+            0,
+            &[
+                "demo-profile",
+                "--user",
+                user,
+                "--transactions",
+                "300",
+                "--files",
+                "2",
+                "--seed",
+                seed,
+            ],
+        );
+    }
+    let a = f.path("alice.fzip");
+    f.expect(0, &["backup", "--user", "alice", "-o", s(&a)]);
+    // Bob's profile is a different one: the default strategy adds it all.
+    let dry = f.json(&["import", s(&a), "--user", "bob", "--dry-run"]);
+    assert_eq!(dry["dryRun"], true);
+    assert_eq!(dry["created"]["transactions"], 300);
+    assert_eq!(
+        f.json(&["profile", "summary", "--user", "bob"])["transactions"],
+        300
+    );
+    let real = f.json(&["import", s(&a), "--user", "bob"]);
+    assert_eq!(real["created"], dry["created"]);
+    assert_eq!(
+        f.json(&["profile", "summary", "--user", "bob"])["transactions"],
+        600
+    );
+    // Again: every id conflicts; exit 1 and the conflicts are listed.
+    let out = f.expect(1, &["import", s(&a), "--user", "bob"]);
+    let t = text(&out);
+    assert!(t.contains("conflict") && t.contains("skip_existing"), "{t}");
+    let out = f.expect(1, &["--json", "import", s(&a), "--user", "bob"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["error"], "IMPORT_CONFLICT");
+    assert_eq!(v["report"]["conflicts"]["transactions"], 300);
+    let skip = f.json(&["import", s(&a), "--user", "bob", "--merge", "skip_existing"]);
+    assert_eq!(skip["unchanged"]["transactions"], 300);
+    assert_eq!(skip["created"]["transactions"], 0);
+    let analytics = f.expect(0, &["analytics", "--user", "bob"]);
+    assert!(
+        text(&analytics).contains("cash flow"),
+        "{}",
+        text(&analytics)
+    );
+}
+
+/// Acceptance: killing the process in the middle of an import leaves the profile exactly as it
+/// was (compared with `fzip diff` of backups taken before and after).
+#[test]
+fn killing_an_import_midway_changes_nothing() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let f = Fzip::new();
+    for (user, n, seed) in [("alice", "60000", "1"), ("bob", "2000", "2")] {
+        f.expect(
+            0,
+            &[
+                "-q",
+                "demo-profile",
+                "--user",
+                user,
+                "--transactions",
+                n,
+                "--files",
+                "4",
+                "--seed",
+                seed,
+            ],
+        );
+    }
+    let a = f.path("alice.fzip");
+    f.expect(0, &["-q", "backup", "--user", "alice", "-o", s(&a)]);
+    let before = f.path("bob-before.fzip");
+    f.expect(0, &["-q", "backup", "--user", "bob", "-o", s(&before)]);
+
+    let mut killed_while_writing = 0;
+    for delay_ms in [0u64, 150, 400] {
+        let mut child = f
+            .cmd(&["import", s(&a), "--user", "bob", "--merge", "overwrite"])
+            .env("FZIP_LOG", "fzip=debug")
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let mut lines = BufReader::new(stderr).lines();
+        let mut seen = false;
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            if line.contains("importing_transactions") {
+                seen = true;
+                break;
+            }
+        }
+        assert!(seen, "the import never reached its transactions");
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        if child.try_wait().unwrap().is_none() {
+            killed_while_writing += 1;
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let after = f.path(&format!("bob-after-{delay_ms}.fzip"));
+        f.expect(0, &["-q", "backup", "--user", "bob", "-o", s(&after)]);
+        let out = f.expect(0, &["diff", s(&before), s(&after)]);
+        assert!(text(&out).contains("same profile"), "{}", text(&out));
+    }
+    assert!(
+        killed_while_writing > 0,
+        "the import finished before it could be killed"
+    );
+    // The profile still takes the import afterwards.
+    let done = f.json(&["import", s(&a), "--user", "bob", "--merge", "overwrite"]);
+    assert_eq!(done["created"]["transactions"], 60000);
+}

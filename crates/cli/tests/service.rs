@@ -305,6 +305,12 @@ fn backup_download_restore_end_to_end() {
     for (k, v) in status.as_object().unwrap() {
         assert!(!v.is_null(), "{k} is null; absent values must be omitted");
     }
+    // The quality block, measured.
+    let q = &status["validation"];
+    assert_eq!(q["overall_quality"], "excellent", "{status}");
+    assert_eq!(q["files_processed"], 4);
+    assert_eq!(q["files_failed"], 0);
+    assert_eq!(q["completeness_score"], 100.0);
     let list = alice.get("/fzip/backup").1;
     assert_eq!(list["total"], 1);
     assert_eq!(list["backups"][0]["backupId"], id.as_str());
@@ -775,7 +781,7 @@ fn legacy_export_and_import_routes() {
             .contains("VALID")
     );
 
-    // Imports: the routes, the merge strategy, and an honest "not supported yet" at the end.
+    // Imports: the routes, the merge strategy, a preview of the merge, then the merge.
     let bob = Api::new(&server, env.token("bob"));
     assert_eq!(
         bob.post(
@@ -790,30 +796,120 @@ fn legacy_export_and_import_routes() {
             .0,
         StatusCode::BAD_REQUEST
     );
-    let iid = bob.upload_form(
+    let import = |merge: &str| {
+        let iid = bob.upload_form("import", &package, json!({ "mergeStrategy": merge }));
+        let v = bob.wait_restore(
+            "import",
+            &iid,
+            &["import_awaiting_confirmation", "import_validation_failed"],
+        );
+        (iid, v)
+    };
+    let (iid, v) = import("skip_existing");
+    assert_eq!(v["status"], "import_awaiting_confirmation", "{v}");
+    assert_eq!(v["importId"], iid.as_str());
+    assert_eq!(v["mergeStrategy"], "skip_existing");
+    assert_eq!(v["importPreview"]["created"]["transactions"], 500, "{v:#}");
+    assert_eq!(v["importPreview"]["dryRun"], true);
+    let (code, _) = bob.post(&format!("/fzip/import/{iid}/start"), json!({}));
+    assert_eq!(code, StatusCode::ACCEPTED);
+    let v = bob.wait_restore("import", &iid, &["import_completed", "import_failed"]);
+    assert_eq!(v["status"], "import_completed", "{v}");
+    assert_eq!(v["importResults"]["created"]["transactions"], 500, "{v}");
+    assert_eq!(v["importResults"]["created"], v["importPreview"]["created"]);
+    assert_eq!(v["restoreResults"]["transactions"]["created"], 500);
+    assert_eq!(
+        bob.get("/fzip/import").1["importJobs"][0]["importId"],
+        iid.as_str()
+    );
+    assert_eq!(env.summary("bob")["transactions"], 500);
+
+    // The same package again under fail_on_conflict: refused at validation, every conflict
+    // listed, nothing changed.
+    let (_, v) = import("fail_on_conflict");
+    assert_eq!(v["status"], "import_validation_failed", "{v}");
+    assert_eq!(v["errorCode"], "IMPORT_CONFLICT");
+    assert_eq!(v["importPreview"]["conflicts"]["transactions"], 500, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("fail_on_conflict"));
+    // And under skip_existing: everything is already there.
+    let (iid, v) = import("skip_existing");
+    assert_eq!(v["importPreview"]["unchanged"]["transactions"], 500, "{v}");
+    bob.post(&format!("/fzip/import/{iid}/start"), json!({}));
+    let v = bob.wait_restore("import", &iid, &["import_completed", "import_failed"]);
+    assert_eq!(v["importResults"]["created"]["transactions"], 0, "{v}");
+    assert_eq!(env.summary("bob")["transactions"], 500);
+}
+
+#[test]
+fn selective_backups_through_the_api() {
+    let env = Env::new();
+    env.cli_ok(&[
+        "demo-profile",
+        "--user",
+        "alice",
+        "--transactions",
+        "1000",
+        "--files",
+        "2",
+    ]);
+    let server = env.serve(&[]);
+    let alice = Api::new(&server, env.token("alice"));
+    let (code, v) = alice.post(
+        "/fzip/backup",
+        json!({ "backupType": "transactions_only", "dateRangeStart": 1_672_531_200_000i64 }),
+    );
+    assert_eq!(code, StatusCode::ACCEPTED, "{v}");
+    let id = v["backupId"].as_str().unwrap().to_string();
+    let status = alice.wait_backup(&id);
+    assert_eq!(status["backupType"], "transactions_only", "{status}");
+    assert_eq!(status["filters"]["dateRangeStart"], 1_672_531_200_000i64);
+    assert_eq!(status["selection"]["partial"], true);
+    assert_eq!(status["dataSummary"]["accounts"], 0);
+    let package = env.path("tx.fzip");
+    alice.download(&id, &package);
+    let inspect: Value =
+        serde_json::from_str(&env.cli_ok(&["--json", "inspect", package.to_str().unwrap()]))
+            .unwrap();
+    assert_eq!(inspect["valid"], true);
+    assert_eq!(
+        inspect["manifest"]["selection"]["backupType"],
+        "transactions_only"
+    );
+    let held = inspect["counts"]["transactions"].as_u64().unwrap();
+    assert!(held > 0 && held < 1000, "{held}");
+    // Back into the profile it came from: every transaction is already there.
+    let iid = alice.upload_form(
         "import",
         &package,
         json!({ "mergeStrategy": "skip_existing" }),
     );
-    let v = bob.wait_restore(
+    let v = alice.wait_restore(
         "import",
         &iid,
         &["import_awaiting_confirmation", "import_validation_failed"],
     );
     assert_eq!(v["status"], "import_awaiting_confirmation", "{v}");
-    assert_eq!(v["importId"], iid.as_str());
-    assert_eq!(v["mergeStrategy"], "skip_existing");
-    let (code, _) = bob.post(&format!("/fzip/import/{iid}/start"), json!({}));
-    assert_eq!(code, StatusCode::ACCEPTED);
-    let v = bob.wait_restore("import", &iid, &["import_completed", "import_failed"]);
-    assert_eq!(v["status"], "import_failed");
-    assert_eq!(v["errorCode"], "NOT_SUPPORTED");
-    assert!(v["error"].as_str().unwrap().contains("not supported yet"));
-    assert_eq!(
-        bob.get("/fzip/import").1["importJobs"][0]["importId"],
-        iid.as_str()
+    assert_eq!(v["importPreview"]["unchanged"]["transactions"], held);
+    // A transactions-only package into a profile without its accounts cannot be imported.
+    let carol = Api::new(&server, env.token("carol"));
+    let iid = carol.upload_form(
+        "import",
+        &package,
+        json!({ "mergeStrategy": "skip_existing" }),
     );
-    assert!(env.summary("bob")["empty"].as_bool().unwrap());
+    let v = carol.wait_restore(
+        "import",
+        &iid,
+        &["import_awaiting_confirmation", "import_validation_failed"],
+    );
+    assert_eq!(v["status"], "import_validation_failed", "{v}");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("neither the package nor the profile"),
+        "{v}"
+    );
 }
 
 #[test]

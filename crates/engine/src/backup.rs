@@ -1,22 +1,155 @@
-//! Backup: a consistent snapshot of one profile, streamed into a package.
+//! Backup: a consistent snapshot of one profile (or a selected part of it), streamed into a
+//! package, with a quality assessment measured while it runs.
 //!
 //! Rows come out of the store in pages and go straight into the ZIP; statement files stream from
-//! blob storage through SHA-256 into their entries. The manifest, written last, records every
-//! entry's checksum and what the backup measured.
+//! blob storage through SHA-256 into their entries and are compared with the hash recorded when
+//! they were stored. The manifest, written last, records every entry's checksum, what was
+//! selected, which references point outside the package, and the quality block.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::{Seek, Write};
 use std::time::Instant;
 
 use fzip_format::{DataSummary, Manifest, PackageError, PackageWriter, WriterOptions};
-use fzip_model::{Category, EntityCounts, EntityKind};
+use fzip_model::{
+    Account, AnalyticsRecord, Category, EntityCounts, EntityKind, FileMap, Transaction,
+};
 use fzip_store::{BlobStore, DEFAULT_BATCH, StoreError, StoredFile};
 use serde::Serialize;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::error::EngineError;
 use crate::progress::Progress;
 use crate::{Engine, now_ms};
+
+/// What a backup holds (`backupType`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BackupType {
+    #[default]
+    Complete,
+    AccountsOnly,
+    TransactionsOnly,
+    CategoriesOnly,
+    Selective,
+}
+
+impl BackupType {
+    pub const NAMES: [&'static str; 5] = [
+        "complete",
+        "accounts_only",
+        "transactions_only",
+        "categories_only",
+        "selective",
+    ];
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "complete" => BackupType::Complete,
+            "accounts_only" => BackupType::AccountsOnly,
+            "transactions_only" => BackupType::TransactionsOnly,
+            "categories_only" => BackupType::CategoriesOnly,
+            "selective" => BackupType::Selective,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackupType::Complete => "complete",
+            BackupType::AccountsOnly => "accounts_only",
+            BackupType::TransactionsOnly => "transactions_only",
+            BackupType::CategoriesOnly => "categories_only",
+            BackupType::Selective => "selective",
+        }
+    }
+
+    /// The collections a backup of this type holds (analytics only when asked for).
+    pub fn collections(self) -> &'static [EntityKind] {
+        use EntityKind::*;
+        match self {
+            BackupType::Complete | BackupType::Selective => &[
+                Accounts,
+                Categories,
+                FileMaps,
+                TransactionFiles,
+                Transactions,
+                Analytics,
+            ],
+            BackupType::AccountsOnly => &[Accounts, Analytics],
+            BackupType::TransactionsOnly => &[Transactions],
+            BackupType::CategoriesOnly => &[Categories],
+        }
+    }
+}
+
+/// What to select: a backup type and filters (all optional).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Selection {
+    pub backup_type: BackupType,
+    /// Only these accounts (and their transactions, statement files, file maps).
+    pub account_ids: Option<BTreeSet<String>>,
+    /// Only transactions (and statement files) dated from this time, ms.
+    pub date_from: Option<i64>,
+    /// … up to this time, ms.
+    pub date_to: Option<i64>,
+    /// Only these categories (with their ancestors) and the transactions assigned to them.
+    pub category_ids: Option<BTreeSet<String>>,
+}
+
+impl Selection {
+    pub fn complete() -> Self {
+        Selection::default()
+    }
+
+    fn has_filters(&self) -> bool {
+        self.account_ids.is_some()
+            || self.date_from.is_some()
+            || self.date_to.is_some()
+            || self.category_ids.is_some()
+    }
+
+    /// True when the package holds less than the whole profile.
+    pub fn is_partial(&self) -> bool {
+        self.backup_type != BackupType::Complete || self.has_filters()
+    }
+
+    fn includes(&self, kind: EntityKind) -> bool {
+        self.backup_type.collections().contains(&kind)
+    }
+
+    fn in_range(&self, date: i64) -> bool {
+        self.date_from.is_none_or(|f| date >= f) && self.date_to.is_none_or(|t| date <= t)
+    }
+
+    fn manifest_value(
+        &self,
+        externals: &Externals,
+        included: &EntityCounts,
+        include_analytics: bool,
+    ) -> Value {
+        let collections: Vec<&str> = self
+            .backup_type
+            .collections()
+            .iter()
+            .filter(|k| **k != EntityKind::Analytics || include_analytics)
+            .map(|k| k.camel())
+            .collect();
+        json!({
+            "backupType": self.backup_type.as_str(),
+            "partial": self.is_partial(),
+            "filters": {
+                "accountIds": self.account_ids,
+                "dateRangeStart": self.date_from,
+                "dateRangeEnd": self.date_to,
+                "categoryIds": self.category_ids,
+            },
+            "collections": collections,
+            "counts": included,
+            "externalReferences": externals.to_value(),
+        })
+    }
+}
 
 /// What to back up and how.
 #[derive(Clone, Debug)]
@@ -31,6 +164,7 @@ pub struct BackupOptions {
     pub continue_on_missing_files: bool,
     /// DEFLATE level 0–9.
     pub compression_level: i64,
+    pub selection: Selection,
 }
 
 impl Default for BackupOptions {
@@ -41,6 +175,7 @@ impl Default for BackupOptions {
             include_analytics: false,
             continue_on_missing_files: false,
             compression_level: 6,
+            selection: Selection::complete(),
         }
     }
 }
@@ -60,6 +195,7 @@ pub struct FailedFile {
 pub struct BackupReport {
     pub job_id: String,
     pub user_id: String,
+    pub backup_type: BackupType,
     /// Entities written.
     pub counts: EntityCounts,
     /// Statement files written, and their bytes.
@@ -71,33 +207,89 @@ pub struct BackupReport {
     pub duration_ms: u64,
     pub manifest_checksum: String,
     pub entries: u64,
+    /// `"sha256:<hex>"` of every entry, as in the manifest.
+    pub checksums: BTreeMap<String, String>,
+    /// The quality assessment (the manifest's `validation` block).
+    pub validation: Value,
+    /// What was selected and which references point outside (partial backups).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub selection: Option<Value>,
 }
 
-/// Copies one collection from the snapshot into a data entry.
-fn copy_collection<W: Write + Seek, T: Serialize>(
+/// References from included entities to entities the package does not hold.
+#[derive(Default)]
+struct Externals {
+    accounts: BTreeSet<String>,
+    categories: BTreeSet<String>,
+    file_maps: BTreeSet<String>,
+    files: BTreeSet<String>,
+}
+
+impl Externals {
+    fn is_empty(&self) -> bool {
+        self.accounts.is_empty()
+            && self.categories.is_empty()
+            && self.file_maps.is_empty()
+            && self.files.is_empty()
+    }
+
+    fn count(&self) -> usize {
+        self.accounts.len() + self.categories.len() + self.file_maps.len() + self.files.len()
+    }
+
+    fn to_value(&self) -> Value {
+        json!({
+            "accounts": self.accounts,
+            "categories": self.categories,
+            "fileMaps": self.file_maps,
+            "transactionFiles": self.files,
+        })
+    }
+}
+
+/// Which entities go into the package, decided before the transactions stream by.
+struct Included {
+    accounts: HashSet<String>,
+    categories: HashSet<String>,
+    file_maps: HashSet<String>,
+    files: HashSet<String>,
+}
+
+fn note(set: &HashSet<String>, target: Option<&str>, out: &mut BTreeSet<String>) {
+    if let Some(t) = target
+        && !set.contains(t)
+    {
+        out.insert(t.to_string());
+    }
+}
+
+/// Writes one entity array.
+fn write_array<W: Write + Seek, T: Serialize>(
     writer: &mut PackageWriter<W>,
     kind: EntityKind,
-    total: u64,
-    size_hint: u64,
+    rows: &[T],
     progress: &dyn Progress,
-    mut next: impl FnMut() -> Result<Vec<T>, StoreError>,
 ) -> Result<u64, EngineError> {
-    progress.phase(&format!("writing_{}", kind.stem()), total);
-    let mut array = writer.begin_entities(kind, size_hint)?;
-    loop {
-        if progress.is_cancelled() {
-            return Err(EngineError::Cancelled);
-        }
-        let batch = next()?;
-        if batch.is_empty() {
-            break;
-        }
-        for row in &batch {
-            array.push(row)?;
-        }
-        progress.advance(batch.len() as u64);
+    progress.phase(&format!("writing_{}", kind.stem()), rows.len() as u64);
+    let mut array = writer.begin_entities(kind, 0)?;
+    for row in rows {
+        array.push(row)?;
     }
+    progress.advance(rows.len() as u64);
     Ok(array.finish()?.elements)
+}
+
+fn read_all<T>(
+    mut next: impl FnMut(usize) -> Result<Vec<T>, StoreError>,
+) -> Result<Vec<T>, EngineError> {
+    let mut out = Vec::new();
+    loop {
+        let batch = next(DEFAULT_BATCH)?;
+        if batch.is_empty() {
+            return Ok(out);
+        }
+        out.extend(batch);
+    }
 }
 
 /// Categories with parents before children, then by name (HouseF3's order), so a reader that
@@ -124,9 +316,124 @@ fn parents_first(mut categories: Vec<Category>) -> Vec<Category> {
     categories
 }
 
-/// Backs up `user`'s profile into `out` and returns the output with the report. The output is
-/// a complete package only when this returns `Ok`. When `out` is a file, truncate it to
-/// `report.package_bytes` afterwards.
+/// The selected categories and all their ancestors.
+fn with_ancestors(categories: &[Category], wanted: &BTreeSet<String>) -> HashSet<String> {
+    let parent: HashMap<&str, Option<&str>> = categories
+        .iter()
+        .map(|c| (c.category_id.as_str(), c.parent_category_id.as_deref()))
+        .collect();
+    let mut out = HashSet::new();
+    for id in wanted {
+        let mut cur = Some(id.as_str());
+        while let Some(c) = cur {
+            if !parent.contains_key(c) || !out.insert(c.to_string()) {
+                break;
+            }
+            cur = parent.get(c).copied().flatten();
+        }
+    }
+    out
+}
+
+fn transaction_selected(t: &Transaction, sel: &Selection) -> bool {
+    sel.account_ids
+        .as_ref()
+        .is_none_or(|a| a.contains(&t.account_id))
+        && sel.in_range(t.date)
+        && sel.category_ids.as_ref().is_none_or(|c| {
+            t.primary_category_id
+                .as_ref()
+                .is_some_and(|p| c.contains(p))
+                || t.categories.iter().any(|a| c.contains(&a.category_id))
+        })
+}
+
+/// The later design's quality assessment, from what the backup measured.
+#[allow(clippy::too_many_arguments)]
+fn assess(
+    expected: &EntityCounts,
+    scanned: &EntityCounts,
+    scanned_kinds: &[EntityKind],
+    files_expected: u64,
+    failed: &[FailedFile],
+    externals: &Externals,
+    partial: bool,
+    uncompressed: u64,
+    compressed: u64,
+    seconds: f64,
+) -> Value {
+    let mut issues: Vec<String> = Vec::new();
+    let mut recommendations: BTreeSet<&str> = BTreeSet::new();
+    let (mut want, mut got) = (0u64, 0u64);
+    for kind in scanned_kinds {
+        let (e, s) = (expected.get(*kind), scanned.get(*kind));
+        want += e;
+        got += s.min(e);
+        if s != e {
+            issues.push(format!("{}: expected {e}, got {s}", kind.stem()));
+            recommendations.insert("Retry the backup");
+        }
+    }
+    let completeness = if want == 0 {
+        100.0
+    } else {
+        100.0 * got as f64 / want as f64
+    };
+    let failure_rate = if files_expected == 0 {
+        0.0
+    } else {
+        100.0 * failed.len() as f64 / files_expected as f64
+    };
+    let integrity = 100.0 - (failure_rate * 2.0).min(50.0);
+    for f in failed {
+        issues.push(format!(
+            "statement file {} ({}) is not in the package: {}",
+            f.file_id, f.file_name, f.reason
+        ));
+        if f.reason.contains("changed or damaged") {
+            recommendations.insert("Check blob storage for corruption: stored statement bytes no longer match the hash recorded at upload");
+        } else {
+            recommendations
+                .insert("Restore or re-upload the missing statement files, then back up again");
+        }
+    }
+    if !partial && !externals.is_empty() {
+        issues.push(format!(
+            "{} references point to entities the profile does not hold (listed in selection.externalReferences)",
+            externals.count()
+        ));
+        recommendations.insert("Review the profile's dangling references (a partial package may have been restored into it)");
+    }
+    let ratio = crate::backup::compression_ratio(uncompressed, compressed);
+    let round = |x: f64| (x * 10.0).round() / 10.0;
+    let average = (integrity + completeness) / 2.0;
+    let overall = if average >= 95.0 {
+        "excellent"
+    } else if average >= 85.0 {
+        "good"
+    } else if average >= 70.0 {
+        "fair"
+    } else {
+        "poor"
+    };
+    json!({
+        "overall_quality": overall,
+        "data_integrity_score": round(integrity),
+        "completeness_score": round(completeness),
+        "files_processed": files_expected,
+        "files_failed": failed.len(),
+        "compression_ratio": ratio,
+        "processing_time_seconds": round(seconds),
+        "issues": issues,
+        "recommendations": recommendations.into_iter().collect::<Vec<_>>(),
+        "entities_expected": want,
+        "entities_scanned": got,
+    })
+}
+
+/// Backs up `user`'s profile (or the selected part) into `out` and returns the output with the
+/// report. The output is a complete package only when this returns `Ok`. When `out` is a file,
+/// truncate it to `report.package_bytes` afterwards.
 pub fn backup<W: Write + Seek>(
     engine: &Engine,
     user: &str,
@@ -136,12 +443,13 @@ pub fn backup<W: Write + Seek>(
 ) -> Result<(W, BackupReport), EngineError> {
     let started = Instant::now();
     let now = now_ms();
+    let sel = &options.selection;
     let job_id = options
         .job_id
         .clone()
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let mut snap = engine.store.snapshot(user)?;
-    let expected = snap.summary()?;
+    let expected = snap.summary()?.counts;
     let mut writer = PackageWriter::new(
         out,
         WriterOptions {
@@ -150,85 +458,217 @@ pub fn backup<W: Write + Seek>(
         },
     );
 
-    let mut counts = EntityCounts::default();
-    counts.accounts = copy_collection(
-        &mut writer,
-        EntityKind::Accounts,
-        expected.counts.accounts,
-        0,
-        progress,
-        || snap.next_accounts(DEFAULT_BATCH),
-    )?;
+    // The small collections, and what of them is included.
+    progress.phase("collecting_data", 0);
+    let mut scanned = EntityCounts::default();
+    let accounts: Vec<Account> = read_all(|m| snap.next_accounts(m))?;
+    let categories: Vec<Category> = read_all(|m| snap.next_categories(m))?;
+    let maps: Vec<FileMap> = read_all(|m| snap.next_file_maps(m))?;
+    let files: Vec<StoredFile> = read_all(|m| snap.next_transaction_files(m))?;
+    scanned.accounts = accounts.len() as u64;
+    scanned.categories = categories.len() as u64;
+    scanned.file_maps = maps.len() as u64;
+    scanned.transaction_files = files.len() as u64;
 
-    let mut categories = Vec::new();
-    loop {
-        let batch = snap.next_categories(DEFAULT_BATCH)?;
-        if batch.is_empty() {
-            break;
+    let accounts: Vec<Account> = if sel.includes(EntityKind::Accounts) {
+        accounts
+            .into_iter()
+            .filter(|a| {
+                sel.account_ids
+                    .as_ref()
+                    .is_none_or(|ids| ids.contains(&a.account_id))
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let categories: Vec<Category> = if sel.includes(EntityKind::Categories) {
+        match &sel.category_ids {
+            Some(wanted) => {
+                let keep = with_ancestors(&categories, wanted);
+                categories
+                    .into_iter()
+                    .filter(|c| keep.contains(&c.category_id))
+                    .collect()
+            }
+            None => categories,
         }
-        categories.extend(batch);
-    }
-    let mut ordered = parents_first(categories).into_iter();
-    counts.categories = copy_collection(
-        &mut writer,
-        EntityKind::Categories,
-        expected.counts.categories,
-        0,
-        progress,
-        || Ok(ordered.by_ref().take(DEFAULT_BATCH).collect()),
-    )?;
-
-    counts.file_maps = copy_collection(
-        &mut writer,
-        EntityKind::FileMaps,
-        expected.counts.file_maps,
-        0,
-        progress,
-        || snap.next_file_maps(DEFAULT_BATCH),
-    )?;
-
-    let mut stored_files: Vec<StoredFile> = Vec::new();
-    loop {
-        let batch = snap.next_transaction_files(DEFAULT_BATCH)?;
-        if batch.is_empty() {
-            break;
+    } else {
+        Vec::new()
+    };
+    let account_ids: HashSet<String> = accounts.iter().map(|a| a.account_id.clone()).collect();
+    let files: Vec<StoredFile> = if sel.includes(EntityKind::TransactionFiles) {
+        files
+            .into_iter()
+            .filter(|f| {
+                sel.account_ids.is_none()
+                    || f.file
+                        .account_id
+                        .as_ref()
+                        .is_some_and(|a| account_ids.contains(a))
+            })
+            .filter(|f| match &f.file.date_range {
+                Some(r) => {
+                    sel.date_from.is_none_or(|from| r.end_date >= from)
+                        && sel.date_to.is_none_or(|to| r.start_date <= to)
+                }
+                None => true,
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let maps: Vec<FileMap> = if sel.includes(EntityKind::FileMaps) {
+        if sel.account_ids.is_some() {
+            let used: HashSet<&str> = accounts
+                .iter()
+                .filter_map(|a| a.default_file_map_id.as_deref())
+                .chain(files.iter().filter_map(|f| f.file.file_map_id.as_deref()))
+                .collect();
+            maps.into_iter()
+                .filter(|m| {
+                    used.contains(m.file_map_id.as_str())
+                        || m.account_id
+                            .as_ref()
+                            .is_some_and(|a| account_ids.contains(a))
+                })
+                .collect()
+        } else {
+            maps
         }
-        stored_files.extend(batch);
+    } else {
+        Vec::new()
+    };
+    let included = Included {
+        accounts: account_ids,
+        categories: categories.iter().map(|c| c.category_id.clone()).collect(),
+        file_maps: maps.iter().map(|m| m.file_map_id.clone()).collect(),
+        files: files.iter().map(|f| f.file.file_id.clone()).collect(),
+    };
+    let mut externals = Externals::default();
+    for a in &accounts {
+        note(
+            &included.file_maps,
+            a.default_file_map_id.as_deref(),
+            &mut externals.file_maps,
+        );
     }
-    {
-        let mut files = stored_files.iter().map(|f| f.file.clone());
-        counts.transaction_files = copy_collection(
+    for c in &categories {
+        note(
+            &included.categories,
+            c.parent_category_id.as_deref(),
+            &mut externals.categories,
+        );
+    }
+    for m in &maps {
+        note(
+            &included.accounts,
+            m.account_id.as_deref(),
+            &mut externals.accounts,
+        );
+    }
+    for f in &files {
+        note(
+            &included.accounts,
+            f.file.account_id.as_deref(),
+            &mut externals.accounts,
+        );
+        note(
+            &included.file_maps,
+            f.file.file_map_id.as_deref(),
+            &mut externals.file_maps,
+        );
+    }
+
+    let metadata: Vec<_> = files.iter().map(|f| &f.file).collect();
+    let mut counts = EntityCounts {
+        accounts: write_array(&mut writer, EntityKind::Accounts, &accounts, progress)?,
+        categories: write_array(
+            &mut writer,
+            EntityKind::Categories,
+            &parents_first(categories),
+            progress,
+        )?,
+        file_maps: write_array(&mut writer, EntityKind::FileMaps, &maps, progress)?,
+        transaction_files: write_array(
             &mut writer,
             EntityKind::TransactionFiles,
-            expected.counts.transaction_files,
-            0,
+            &metadata,
             progress,
-            || Ok(files.by_ref().take(DEFAULT_BATCH).collect()),
-        )?;
-    }
+        )?,
+        ..Default::default()
+    };
 
-    counts.transactions = copy_collection(
-        &mut writer,
+    // Transactions stream through.
+    progress.phase("writing_transactions", expected.transactions);
+    let take_transactions = sel.includes(EntityKind::Transactions);
+    let mut array = writer.begin_entities(
         EntityKind::Transactions,
-        expected.counts.transactions,
-        expected.counts.transactions.saturating_mul(1024),
-        progress,
-        || snap.next_transactions(DEFAULT_BATCH),
+        expected.transactions.saturating_mul(1024),
     )?;
+    loop {
+        if !take_transactions {
+            break;
+        }
+        if progress.is_cancelled() {
+            return Err(EngineError::Cancelled);
+        }
+        let batch = snap.next_transactions(DEFAULT_BATCH)?;
+        if batch.is_empty() {
+            break;
+        }
+        scanned.transactions += batch.len() as u64;
+        for t in batch.iter().filter(|t| transaction_selected(t, sel)) {
+            note(
+                &included.accounts,
+                Some(&t.account_id),
+                &mut externals.accounts,
+            );
+            note(&included.files, t.file_id.as_deref(), &mut externals.files);
+            note(
+                &included.categories,
+                t.primary_category_id.as_deref(),
+                &mut externals.categories,
+            );
+            for a in &t.categories {
+                note(
+                    &included.categories,
+                    Some(&a.category_id),
+                    &mut externals.categories,
+                );
+            }
+            array.push(t)?;
+        }
+        progress.advance(batch.len() as u64);
+    }
+    counts.transactions = array.finish()?.elements;
 
-    if options.include_analytics {
-        counts.analytics = copy_collection(
-            &mut writer,
-            EntityKind::Analytics,
-            expected.counts.analytics,
-            0,
-            progress,
-            || snap.next_analytics(DEFAULT_BATCH),
-        )?;
+    let include_analytics = options.include_analytics && sel.includes(EntityKind::Analytics);
+    if include_analytics {
+        let records: Vec<AnalyticsRecord> = read_all(|m| snap.next_analytics(m))?;
+        scanned.analytics = records.len() as u64;
+        let records: Vec<AnalyticsRecord> = records
+            .into_iter()
+            .filter(|r| {
+                sel.account_ids.is_none()
+                    || r.account_id
+                        .as_ref()
+                        .is_none_or(|a| included.accounts.contains(a))
+            })
+            .collect();
+        for r in &records {
+            note(
+                &included.accounts,
+                r.account_id.as_deref(),
+                &mut externals.accounts,
+            );
+        }
+        counts.analytics = write_array(&mut writer, EntityKind::Analytics, &records, progress)?;
     }
 
     // Statement files.
-    let total_bytes: u64 = stored_files
+    let files_expected = files.len() as u64;
+    let total_bytes: u64 = files
         .iter()
         .map(|f| f.content_size.unwrap_or(f.file.file_size))
         .sum();
@@ -236,7 +676,7 @@ pub fn backup<W: Write + Seek>(
     let mut failed = Vec::new();
     let mut files_written = 0u64;
     let mut file_bytes = 0u64;
-    for stored in &stored_files {
+    for stored in &files {
         if progress.is_cancelled() {
             return Err(EngineError::Cancelled);
         }
@@ -289,17 +729,26 @@ pub fn backup<W: Write + Seek>(
         )));
     }
 
-    // Completeness: what was written is what the snapshot held.
-    for kind in EntityKind::ALL {
-        if kind == EntityKind::Analytics && !options.include_analytics {
-            continue;
-        }
-        if counts.get(kind) != expected.counts.get(kind) {
+    // Completeness: every row the snapshot held was read.
+    let mut scanned_kinds = vec![
+        EntityKind::Accounts,
+        EntityKind::Categories,
+        EntityKind::FileMaps,
+        EntityKind::TransactionFiles,
+    ];
+    if take_transactions {
+        scanned_kinds.push(EntityKind::Transactions);
+    }
+    if include_analytics {
+        scanned_kinds.push(EntityKind::Analytics);
+    }
+    for kind in &scanned_kinds {
+        if scanned.get(*kind) != expected.get(*kind) {
             return Err(EngineError::Other(format!(
-                "the backup wrote {} {} but the profile held {} when the backup started; nothing was written, please retry",
-                counts.get(kind),
+                "the backup read {} {} but the profile held {} when it started; nothing was written, please retry",
+                scanned.get(*kind),
                 kind.stem(),
-                expected.counts.get(kind)
+                expected.get(*kind)
             )));
         }
     }
@@ -308,14 +757,29 @@ pub fn backup<W: Write + Seek>(
     let elapsed = started.elapsed().as_secs_f64();
     let uncompressed = writer.uncompressed_bytes();
     let compressed = writer.bytes_written().max(1);
+    let validation = assess(
+        &expected,
+        &scanned,
+        &scanned_kinds,
+        files_expected,
+        &failed,
+        &externals,
+        sel.is_partial(),
+        uncompressed,
+        compressed,
+        elapsed,
+    );
+    let selection = (sel.is_partial() || !externals.is_empty())
+        .then(|| sel.manifest_value(&externals, &counts, include_analytics));
+
     let mut manifest = Manifest::new(user, &job_id, now);
+    manifest.backup_type = sel.backup_type.as_str().to_string();
     manifest.include_analytics = options.include_analytics;
     manifest.description = options.description.clone();
     manifest.data_summary = DataSummary::from_counts(&counts, files_written, file_bytes);
-    manifest.data_summary.analytics_included = options.include_analytics && counts.analytics > 0;
-    let entities = counts.total();
+    manifest.data_summary.analytics_included = include_analytics && counts.analytics > 0;
     manifest.processing_summary = Some(json!({
-        "data_files_created": 5 + u64::from(options.include_analytics),
+        "data_files_created": 5 + u64::from(include_analytics),
         "transaction_files_processed": files_written,
         "transaction_files_failed": failed.len(),
         "failed_files": failed,
@@ -323,16 +787,19 @@ pub fn backup<W: Write + Seek>(
         "total_uncompressed_size": uncompressed,
         "total_compressed_size": compressed,
         "compression_ratio": compression_ratio(uncompressed, compressed),
-        "total_entities_processed": entities,
+        "total_entities_processed": counts.total(),
         "processing_time": elapsed,
         "processing_time_seconds": elapsed,
     }));
+    manifest.validation = Some(validation.clone());
+    manifest.selection = selection.clone();
     let (out, stats) = writer.finish(&mut manifest)?;
     Ok((
         out,
         BackupReport {
             job_id,
             user_id: user.to_string(),
+            backup_type: sel.backup_type,
             counts,
             files_written,
             file_bytes,
@@ -342,6 +809,9 @@ pub fn backup<W: Write + Seek>(
             duration_ms: started.elapsed().as_millis() as u64,
             manifest_checksum: manifest.manifest_checksum.clone(),
             entries: stats.entries + 1,
+            checksums: manifest.checksums.clone(),
+            validation,
+            selection,
         },
     ))
 }

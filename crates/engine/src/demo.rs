@@ -58,6 +58,7 @@ pub struct DemoReport {
     pub file_maps: u64,
     pub transaction_files: u64,
     pub transactions: u64,
+    pub analytics: u64,
     pub file_bytes: u64,
     pub duration_ms: u64,
 }
@@ -1056,6 +1057,8 @@ fn fill(
     tx.insert_accounts(&accounts)?;
     tx.insert_categories(&categories)?;
     tx.insert_transaction_files(&stored)?;
+    progress.phase("computing_analytics", 0);
+    let analytics = crate::analytics::recompute_in(tx, user)?;
     Ok(DemoReport {
         user_id: user.to_string(),
         seed: options.seed,
@@ -1065,6 +1068,7 @@ fn fill(
         file_maps: file_maps.len() as u64,
         transaction_files: stored.len() as u64,
         transactions: total_tx,
+        analytics,
         file_bytes,
         duration_ms: 0,
     })

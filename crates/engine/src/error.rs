@@ -9,7 +9,7 @@ use crate::verify::VerifyReport;
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     /// The package failed validation; nothing was written.
-    #[error("the package is invalid ({}); nothing was restored", first_error(.0))]
+    #[error("the package is invalid ({}); nothing was written", first_error(.0))]
     InvalidPackage(Box<VerifyReport>),
     /// The package could not be opened or read.
     #[error("{0}")]
@@ -23,6 +23,9 @@ pub enum EngineError {
     /// A statement file's bytes could not be read from blob storage during a backup.
     #[error("{0}")]
     MissingFiles(String),
+    /// `fail_on_conflict` met entities whose ids the profile already has; nothing was imported.
+    #[error("{} entities of the package already exist in the profile ({}); nothing was imported. Import with --merge skip_existing or --merge overwrite, or see the report for every conflict", .0.conflict_count(), first_conflicts(.0))]
+    ImportConflict(Box<crate::import::ImportReport>),
     /// The operation was cancelled; nothing was changed.
     #[error("cancelled; nothing was changed")]
     Cancelled,
@@ -32,6 +35,21 @@ pub enum EngineError {
     Io(#[from] std::io::Error),
     #[error("{0}")]
     Other(String),
+}
+
+fn first_conflicts(report: &crate::import::ImportReport) -> String {
+    let list: Vec<String> = report
+        .conflict_list
+        .iter()
+        .take(3)
+        .map(|c| format!("{} {}", c.collection, c.id))
+        .collect();
+    let more = report.conflict_count().saturating_sub(list.len() as u64);
+    if more > 0 {
+        format!("{} and {more} more", list.join(", "))
+    } else {
+        list.join(", ")
+    }
 }
 
 fn first_error(report: &VerifyReport) -> String {

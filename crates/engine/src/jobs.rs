@@ -24,8 +24,9 @@ use fzip_store::jobs::{Job, JobStatus, JobStore, JobType, Work};
 use fzip_store::{BlobStore, StoreError, describe};
 use serde_json::{Value, json};
 
-use crate::backup::{BackupOptions, backup};
+use crate::backup::{BackupOptions, BackupType, Selection, backup};
 use crate::error::EngineError;
+use crate::import::{ImportOptions, ImportReport, MergeStrategy, import};
 use crate::progress::{CancelFlag, Progress};
 use crate::restore::{RestoreOptions, restore};
 use crate::verify::{VerifyReport, verify};
@@ -585,9 +586,12 @@ pub fn run(w: &Worker<'_>, job: Job) -> Result<Outcome, EngineError> {
         );
         let r = match work {
             Work::Backup => run_backup(w, &job, &progress),
+            Work::Validate if job.job_type == JobType::Import => {
+                run_import_validation(w, &job, &progress)
+            }
             Work::Validate => run_validation(w, &job, &progress),
             Work::Restore => run_restore(w, &job, &progress),
-            Work::Import => run_import(w, &job),
+            Work::Import => run_import(w, &job, &progress),
         };
         hb.stop();
         r
@@ -679,6 +683,7 @@ fn run_backup(
         include_analytics: job.param_bool("includeAnalytics"),
         continue_on_missing_files: job.param_bool("continueOnMissingFiles"),
         compression_level: 6,
+        selection: selection_from_params(&job.params),
     };
     let staging = tempfile::NamedTempFile::new_in(w.tmp_dir)?;
     let file = staging.reopen()?;
@@ -702,6 +707,27 @@ fn run_backup(
         }
     };
     file.set_len(report.package_bytes)?;
+    file.sync_all()?;
+    // Post-backup validation: the package as written is read back and checked in full.
+    let check = crate::restore::open_package(staging.path(), w.engine.limits)
+        .and_then(|mut r| verify(&mut r, &crate::progress::NoProgress));
+    let verification = match &check {
+        Ok(r) => json!({
+            "valid": r.valid,
+            "errors": r.problems.iter().filter(|p| p.severity == Severity::Error).map(|p| p.to_string()).collect::<Vec<_>>(),
+            "warnings": r.warnings,
+        }),
+        Err(e) => json!({ "valid": false, "errors": [e.to_string()] }),
+    };
+    if verification["valid"] != json!(true) {
+        finish_failed(
+            w,
+            job,
+            &format!("the written package did not pass verification: {verification}"),
+            "VALIDATION_FAILED",
+        )?;
+        return Ok("failed");
+    }
     file.seek(SeekFrom::Start(0))?;
     progress.phase("uploading_package", 0);
     let key = package_key(job);
@@ -729,6 +755,15 @@ fn run_backup(
             .insert("filesFailed".into(), json!(report.files_failed));
         j.results
             .insert("processingTimeMs".into(), json!(report.duration_ms));
+        j.results
+            .insert("validation".into(), report.validation.clone());
+        j.results
+            .insert("checksums".into(), json!(report.checksums));
+        j.results
+            .insert("postBackupVerification".into(), verification.clone());
+        if let Some(sel) = &report.selection {
+            j.results.insert("selection".into(), sel.clone());
+        }
         j.updated_at = now;
         Ok(())
     })?;
@@ -738,6 +773,29 @@ fn run_backup(
         return Ok("abandoned");
     }
     Ok("completed")
+}
+
+/// The selection a backup job was created with (`backupType`, `accountIds`, `dateRangeStart`,
+/// `dateRangeEnd`, `categoryIds`).
+pub fn selection_from_params(p: &Value) -> Selection {
+    let ids = |k: &str| -> Option<std::collections::BTreeSet<String>> {
+        p.get(k)?.as_array().map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+    };
+    Selection {
+        backup_type: p
+            .get("backupType")
+            .and_then(Value::as_str)
+            .and_then(BackupType::parse)
+            .unwrap_or_default(),
+        account_ids: ids("accountIds"),
+        date_from: p.get("dateRangeStart").and_then(Value::as_i64),
+        date_to: p.get("dateRangeEnd").and_then(Value::as_i64),
+        category_ids: ids("categoryIds"),
+    }
 }
 
 /// Copies a job's package from blob storage into a staging file.
@@ -770,7 +828,7 @@ pub fn validation_results(report: &VerifyReport, profile_problem: Option<&str>) 
             .collect()
     };
     let schema_errors = errors_of(&[ProblemKind::Integrity, ProblemKind::Schema]);
-    let business_errors = errors_of(&[ProblemKind::Reference]);
+    let business_errors = errors_of(&[ProblemKind::Reference, ProblemKind::Consistency]);
     let warnings: Vec<String> = report
         .problems
         .iter()
@@ -1111,14 +1169,319 @@ pub fn restore_results_from_counts(
     })
 }
 
-fn run_import(w: &Worker<'_>, job: &Job) -> Result<Outcome, EngineError> {
-    finish_failed(
-        w,
-        job,
-        "importing into a live profile (merge strategies) is not supported yet; restore into an empty profile instead",
-        "NOT_SUPPORTED",
-    )?;
-    Ok("failed")
+/// The merge strategy an import job asked for (fail_on_conflict when it named none).
+fn merge_strategy(job: &Job) -> Result<MergeStrategy, String> {
+    match job.param_str("mergeStrategy") {
+        None => Ok(MergeStrategy::FailOnConflict),
+        Some(m) => MergeStrategy::parse(m).ok_or_else(|| {
+            format!("mergeStrategy {m:?} is not one of fail_on_conflict, overwrite, skip_existing")
+        }),
+    }
+}
+
+/// A package check for an import: references the profile resolves are not errors.
+fn resolved_against_profile(report: &VerifyReport) -> VerifyReport {
+    let mut r = report.clone();
+    for p in &mut r.problems {
+        if p.severity == Severity::Error && p.kind == ProblemKind::Reference {
+            p.severity = Severity::Warning;
+            p.message = format!("{} (the profile has it)", p.message);
+            r.errors = r.errors.saturating_sub(1);
+            r.warnings += 1;
+        }
+    }
+    r.valid = r.errors == 0;
+    r
+}
+
+/// The import report as a job stores it (the package check is stored on its own).
+fn import_results(report: &ImportReport) -> Value {
+    let mut v = serde_json::to_value(report).unwrap_or(Value::Null);
+    if let Some(m) = v.as_object_mut() {
+        m.remove("validation");
+    }
+    v
+}
+
+/// Validates an import: the package check plus a dry run of the merge against the profile as
+/// it is now, so the preview says what the import would create, update, skip and conflict on.
+fn run_import_validation(
+    w: &Worker<'_>,
+    job: &Job,
+    progress: &JobProgress<'_>,
+) -> Result<Outcome, EngineError> {
+    let s = statuses(job.job_type);
+    if !begin(w, job, s.validating, "parsing_package", 10)? {
+        return Ok("abandoned");
+    }
+    let merge = match merge_strategy(job) {
+        Ok(m) => m,
+        Err(message) => {
+            finish_failed(w, job, &message, "INVALID_MERGE_STRATEGY")?;
+            return Ok("failed");
+        }
+    };
+    let staging = match stage_package(w, job, progress) {
+        Ok(f) => f,
+        Err(e) => {
+            finish_failed(
+                w,
+                job,
+                &format!("the uploaded package cannot be read: {e}"),
+                "PACKAGE_UNREADABLE",
+            )?;
+            return Ok("failed");
+        }
+    };
+    let options = ImportOptions {
+        merge,
+        dry_run: true,
+        batch_id: None,
+        job_id: None,
+    };
+    let result = import(w.engine, &job.user_id, staging.path(), &options, progress);
+    drop(staging);
+    let validate_only = job.param_bool("validateOnly");
+    let now = now_ms();
+    // (status, phase, error, code, validation report, import preview)
+    let (report, preview, failure): (VerifyReport, Option<Value>, Option<(String, &str)>) =
+        match result {
+            Ok(r) => (
+                resolved_against_profile(&r.validation),
+                Some(import_results(&r)),
+                None,
+            ),
+            Err(EngineError::ImportConflict(r)) => {
+                let listed: Vec<String> = r
+                    .conflict_list
+                    .iter()
+                    .take(10)
+                    .map(|c| format!("{} {}", c.collection, c.id))
+                    .collect();
+                let message = format!(
+                    "Import conflicts: {} entities of the package already exist in the profile and the merge strategy is fail_on_conflict ({}{}); choose skip_existing or overwrite, or import into another profile",
+                    r.conflict_count(),
+                    listed.join(", "),
+                    if r.conflict_count() > listed.len() as u64 {
+                        ", …"
+                    } else {
+                        ""
+                    }
+                );
+                (
+                    resolved_against_profile(&r.validation),
+                    Some(import_results(&r)),
+                    Some((message, "IMPORT_CONFLICT")),
+                )
+            }
+            Err(EngineError::InvalidPackage(r)) => {
+                let message = r
+                    .problems
+                    .iter()
+                    .filter(|p| p.severity == Severity::Error)
+                    .take(10)
+                    .map(|p| p.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                (
+                    *r,
+                    None,
+                    Some((
+                        format!("Schema validation failed: {message}"),
+                        "VALIDATION_FAILED",
+                    )),
+                )
+            }
+            Err(EngineError::Cancelled) if w.shutdown.is_set() || progress.lost_lease() => {
+                return requeue(job);
+            }
+            Err(EngineError::Cancelled) => return Ok("canceled"),
+            Err(e) => {
+                finish_failed(
+                    w,
+                    job,
+                    &format!("Validation failed: {e}"),
+                    "VALIDATION_FAILED",
+                )?;
+                return Ok("failed");
+            }
+        };
+    let results = validation_results(&report, None);
+    let summary = restore_summary(&report);
+    let stored = finish(w, job, |j| {
+        if j.status != s.validating {
+            return Ok(()); // canceled meanwhile
+        }
+        j.work = None;
+        j.results
+            .insert("validationResults".into(), results.clone());
+        j.results.insert(
+            "validationReport".into(),
+            json!({
+                "problems": report.problems,
+                "problemsOmitted": report.problems_omitted,
+                "counts": report.counts,
+                "package": report.package,
+            }),
+        );
+        if let Some(p) = &preview {
+            j.results.insert("importPreview".into(), p.clone());
+        }
+        j.updated_at = now;
+        if let Some((message, code)) = &failure {
+            j.error = Some(message.clone());
+            j.error_code = Some((*code).into());
+            j.status = s.validation_failed;
+            j.completed_at = Some(now);
+            j.current_phase = "validation_failed".into();
+        } else if validate_only {
+            j.status = s.validation_passed;
+            j.progress = 100;
+            j.current_phase = "validation_complete".into();
+            j.results.insert("summary".into(), summary.clone());
+            j.completed_at = Some(now);
+        } else {
+            j.status = s.awaiting;
+            j.progress = 40;
+            j.current_phase = "awaiting_user_confirmation".into();
+            j.results.insert("summary".into(), summary.clone());
+        }
+        Ok(())
+    })?;
+    Ok(match stored {
+        Some(j) if j.status == s.awaiting || j.status == s.validation_passed => "validated",
+        Some(j) if j.status == s.validation_failed => "invalid",
+        _ => "abandoned",
+    })
+}
+
+fn run_import(
+    w: &Worker<'_>,
+    job: &Job,
+    progress: &JobProgress<'_>,
+) -> Result<Outcome, EngineError> {
+    let s = statuses(job.job_type);
+    // An import that committed before the process stopped is complete.
+    if w.engine.store.job_committed(&job.user_id, &job.job_id)? {
+        finish(w, job, |j| {
+            j.status = s.completed;
+            j.work = None;
+            j.progress = 100;
+            j.current_phase = "completed".into();
+            j.completed_at = Some(now_ms());
+            j.cancel_requested = false;
+            Ok(())
+        })?;
+        return Ok("completed");
+    }
+    if !begin(w, job, s.processing, "Starting import...", 45)? {
+        finish(w, job, |j| {
+            if j.status == s.processing {
+                j.status = s.canceled_or_expired;
+                j.work = None;
+                j.completed_at = Some(now_ms());
+                j.current_phase = "canceled".into();
+                j.error = Some("Canceled by user".into());
+                j.error_code = Some("CANCELED".into());
+            }
+            Ok(())
+        })?;
+        return Ok("canceled");
+    }
+    let merge = match merge_strategy(job) {
+        Ok(m) => m,
+        Err(message) => {
+            finish_failed(w, job, &message, "INVALID_MERGE_STRATEGY")?;
+            return Ok("failed");
+        }
+    };
+    let staging = match stage_package(w, job, progress) {
+        Ok(f) => f,
+        Err(e) => {
+            finish_failed(
+                w,
+                job,
+                &format!("the uploaded package cannot be read: {e}"),
+                "PACKAGE_UNREADABLE",
+            )?;
+            return Ok("failed");
+        }
+    };
+    let options = ImportOptions {
+        merge,
+        dry_run: false,
+        batch_id: Some(job.job_id.clone()),
+        job_id: Some(job.job_id.clone()),
+    };
+    let result = import(w.engine, &job.user_id, staging.path(), &options, progress);
+    drop(staging);
+    let now = now_ms();
+    match result {
+        Ok(report) => {
+            let legacy = restore_results_from_counts(
+                &report.created,
+                report.files_written,
+                report.file_bytes,
+                report.duration_ms,
+            );
+            let results = import_results(&report);
+            finish(w, job, |j| {
+                j.status = s.completed;
+                j.work = None;
+                j.progress = 100;
+                j.current_phase = "completed".into();
+                j.completed_at = Some(now);
+                j.cancel_requested = false;
+                j.error = None;
+                j.error_code = None;
+                j.results.insert("restoreResults".into(), legacy.clone());
+                j.results.insert("importResults".into(), results.clone());
+                j.updated_at = now;
+                Ok(())
+            })?;
+            Ok("completed")
+        }
+        Err(EngineError::Cancelled) if !progress.cancel_requested() => requeue(job),
+        Err(EngineError::Cancelled) => {
+            finish(w, job, |j| {
+                j.status = s.canceled_or_expired;
+                j.work = None;
+                j.completed_at = Some(now);
+                j.current_phase = "canceled".into();
+                j.error = Some("Canceled by user; nothing was imported".into());
+                j.error_code = Some("CANCELED".into());
+                j.updated_at = now;
+                Ok(())
+            })?;
+            Ok("canceled")
+        }
+        Err(EngineError::ImportConflict(r)) => {
+            let results = import_results(&r);
+            finish(w, job, |j| {
+                j.status = s.failed;
+                j.work = None;
+                j.completed_at = Some(now);
+                j.current_phase = "failed".into();
+                j.error = Some(format!(
+                    "Import conflicts: {} entities of the package already exist in the profile (fail_on_conflict); nothing was imported",
+                    r.conflict_count()
+                ));
+                j.error_code = Some("IMPORT_CONFLICT".into());
+                j.results.insert("importResults".into(), results.clone());
+                j.updated_at = now;
+                Ok(())
+            })?;
+            Ok("failed")
+        }
+        Err(e) => {
+            let code = match &e {
+                EngineError::InvalidPackage(_) | EngineError::Package(_) => "VALIDATION_FAILED",
+                _ => "IMPORT_FAILED",
+            };
+            finish_failed(w, job, &e.to_string(), code)?;
+            Ok("failed")
+        }
+    }
 }
 
 #[cfg(test)]

@@ -11,10 +11,12 @@
 //! [`fzip_store::BlobStore`], and to packages only through [`fzip_format`].
 #![forbid(unsafe_code)]
 
+pub mod analytics;
 pub mod backup;
 pub mod demo;
 pub mod diff;
 mod error;
+pub mod import;
 pub mod jobs;
 pub mod progress;
 pub mod restore;
@@ -30,6 +32,7 @@ pub use backup::{BackupOptions, BackupReport, backup};
 pub use demo::{DemoOptions, DemoReport, demo_profile};
 pub use diff::{DiffOptions, DiffReport, diff};
 pub use error::EngineError;
+pub use import::{ImportOptions, ImportReport, MergeStrategy, import};
 pub use progress::{CancelFlag, NoProgress, Progress};
 pub use restore::{RestoreOptions, RestoreReport, open_package, restore};
 pub use verify::{VerifyReport, verify};

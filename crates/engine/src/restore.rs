@@ -52,6 +52,8 @@ pub struct RestoreReport {
     pub file_bytes: u64,
     /// Transaction files restored without bytes (the package had none for them).
     pub files_without_content: Vec<String>,
+    /// Analytics records recomputed from the restored transactions.
+    pub analytics_recomputed: u64,
     pub duration_ms: u64,
 }
 
@@ -95,6 +97,7 @@ pub fn restore(
             files_restored: 0,
             file_bytes: 0,
             files_without_content: Vec::new(),
+            analytics_recomputed: 0,
             duration_ms: started.elapsed().as_millis() as u64,
         });
     }
@@ -144,6 +147,7 @@ pub fn restore(
         files_restored: outcome.files,
         file_bytes: outcome.file_bytes,
         files_without_content: outcome.without_content,
+        analytics_recomputed: outcome.analytics_recomputed,
         duration_ms: started.elapsed().as_millis() as u64,
     })
 }
@@ -151,6 +155,7 @@ pub fn restore(
 #[derive(Default)]
 struct Outcome {
     counts: EntityCounts,
+    analytics_recomputed: u64,
     files: u64,
     file_bytes: u64,
     without_content: Vec<String>,
@@ -278,6 +283,11 @@ fn write_all<R: Read + Seek>(
         copy::<AnalyticsRecord, R>(reader, user, c.analytics, progress, |rows| {
             Ok(tx.insert_analytics(rows)?)
         })?;
+
+    // The design's post-restore regeneration: analytics follow from the restored transactions
+    // (records of types fzip does not compute are kept as restored).
+    progress.phase("restoring_analytics", 0);
+    out.analytics_recomputed = crate::analytics::recompute_in(tx, user)?;
 
     for kind in fzip_model::EntityKind::ALL {
         if out.counts.get(kind) != c.get(kind) {

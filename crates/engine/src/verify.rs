@@ -5,7 +5,7 @@
 //! in memory, while transactions are streamed; duplicate transaction ids are found with a
 //! fixed-size Bloom filter whose candidates are confirmed exactly in a second pass.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::hash::BuildHasher;
 use std::io::{Read, Seek};
 
@@ -24,6 +24,38 @@ use crate::progress::Progress;
 
 /// At most this many problems are listed; the rest are counted.
 const MAX_LISTED_PROBLEMS: usize = 200;
+/// At most this many unresolved ids are kept per collection.
+const MAX_UNRESOLVED: usize = 10_000;
+
+/// What a reference points at.
+#[derive(Clone, Copy, Debug)]
+enum Target {
+    Account,
+    Category,
+    FileMap,
+    File,
+}
+
+impl Target {
+    /// The collection key (as in `selection.externalReferences`).
+    fn key(self) -> &'static str {
+        match self {
+            Target::Account => "accounts",
+            Target::Category => "categories",
+            Target::FileMap => "fileMaps",
+            Target::File => "transactionFiles",
+        }
+    }
+
+    fn noun(self) -> &'static str {
+        match self {
+            Target::Account => "account",
+            Target::Category => "category",
+            Target::FileMap => "file map",
+            Target::File => "transaction file",
+        }
+    }
+}
 
 /// What the manifest says about the package.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -126,6 +158,10 @@ pub struct VerifyReport {
     /// The processing summary the manifest carries, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub processing_summary: Option<serde_json::Value>,
+    /// Ids the package's entities refer to but the package does not hold (declared external
+    /// references included), by collection: an import resolves them against the profile.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub unresolved: BTreeMap<String, BTreeSet<String>>,
 }
 
 impl VerifyReport {
@@ -162,7 +198,12 @@ impl Findings {
         self.push(Problem::error(Some(entry), message).of_kind(ProblemKind::Schema));
     }
     fn reference_error(&mut self, entry: &str, message: String) {
-        self.push(Problem::error(Some(entry), message).of_kind(ProblemKind::Reference));
+        let kind = if message.contains("refers to no") {
+            ProblemKind::Reference
+        } else {
+            ProblemKind::Consistency
+        };
+        self.push(Problem::error(Some(entry), message).of_kind(kind));
     }
     fn warning(&mut self, entry: &str, message: String) {
         self.push(Problem::warning(Some(entry), message));
@@ -264,6 +305,8 @@ struct Checker<'p> {
     last_date: Option<i64>,
     analytics_keys: HashSet<String>,
     limit_index: u64,
+    /// Every referenced id the package does not hold (declared external or not), by collection.
+    unresolved: BTreeMap<&'static str, BTreeSet<String>>,
 }
 
 impl Checker<'_> {
@@ -300,21 +343,50 @@ impl Checker<'_> {
 
     /// Reports `what.field = target` when `resolves` is false (the target is neither in the
     /// package nor a declared external reference).
-    fn check_ref(
+    fn holds(&self, t: Target, id: &str) -> bool {
+        match t {
+            Target::Account => self.accounts.contains_key(id),
+            Target::Category => self.categories.contains_key(id),
+            Target::FileMap => self.file_maps.contains_key(id),
+            Target::File => self.files.contains_key(id),
+        }
+    }
+
+    fn declared_external(&self, t: Target, id: &str) -> bool {
+        match t {
+            Target::Account => self.external.accounts.contains(id),
+            Target::Category => self.external.categories.contains(id),
+            Target::FileMap => self.external.file_maps.contains(id),
+            Target::File => self.external.files.contains(id),
+        }
+    }
+
+    /// Checks one reference: a target the package does not hold is recorded as unresolved, and
+    /// is an error unless the manifest declares it as an external reference.
+    fn refer(
         &mut self,
         entry: &str,
-        what: String,
+        what: &dyn Fn() -> String,
         field: &str,
         target: Option<&str>,
-        resolves: bool,
-        target_kind: &str,
+        t: Target,
     ) {
-        if let Some(t) = target
-            && !resolves
-        {
+        let Some(id) = target else { return };
+        if self.holds(t, id) {
+            return;
+        }
+        let set = self.unresolved.entry(t.key()).or_default();
+        if set.len() < MAX_UNRESOLVED {
+            set.insert(id.to_string());
+        }
+        if !self.declared_external(t, id) {
             self.findings.reference_error(
                 entry,
-                format!("{what}: {field} {t} refers to no {target_kind} in the package"),
+                format!(
+                    "{}: {field} {id} refers to no {} in the package",
+                    what(),
+                    t.noun()
+                ),
             );
         }
     }
@@ -417,6 +489,7 @@ pub fn verify<R: Read + Seek>(
         last_date: None,
         analytics_keys: HashSet::new(),
         limit_index: limits.max_entries as u64 * 10,
+        unresolved: BTreeMap::new(),
     };
     for p in reader.problems() {
         c.findings.push(p.clone());
@@ -443,21 +516,13 @@ pub fn verify<R: Read + Seek>(
         if c.too_many(entry, EntityKind::Accounts, c.accounts.len() as u64) {
             return;
         }
-        let exists = a
-            .default_file_map_id
-            .as_deref()
-            .is_some_and(|m| c.file_maps.contains_key(m));
-        let external = a
-            .default_file_map_id
-            .as_deref()
-            .is_some_and(|m| c.external.file_maps.contains(m));
-        c.check_ref(
+        let what = || format!("account {}", a.account_id);
+        c.refer(
             entry,
-            format!("account {}", a.account_id),
+            &what,
             "defaultFileMapId",
             a.default_file_map_id.as_deref(),
-            exists || external,
-            "file map",
+            Target::FileMap,
         );
         let preview = AccountPreview {
             account_id: a.account_id.clone(),
@@ -475,15 +540,13 @@ pub fn verify<R: Read + Seek>(
     })?;
     let maps_entry = Checker::entry_name(reader, EntityKind::FileMaps);
     for (map, account) in map_accounts {
-        let exists = c.accounts.contains_key(&account);
-        let external = c.external.accounts.contains(&account);
-        c.check_ref(
+        let what = || format!("file map {map}");
+        c.refer(
             &maps_entry,
-            format!("file map {map}"),
+            &what,
             "accountId",
             Some(&account),
-            exists || external,
-            "account",
+            Target::Account,
         );
     }
 
@@ -510,32 +573,20 @@ pub fn verify<R: Read + Seek>(
         if c.too_many(entry, EntityKind::TransactionFiles, c.files.len() as u64) {
             return;
         }
-        let what = format!("transaction file {}", f.file_id);
-        let (ea, xa) = ref_state(
-            f.account_id.as_deref(),
-            |a| c.accounts.contains_key(a),
-            &c.external.accounts,
-        );
-        c.check_ref(
+        let what = || format!("transaction file {}", f.file_id);
+        c.refer(
             entry,
-            what.clone(),
+            &what,
             "accountId",
             f.account_id.as_deref(),
-            ea || xa,
-            "account",
+            Target::Account,
         );
-        let (em, xm) = ref_state(
-            f.file_map_id.as_deref(),
-            |m| c.file_maps.contains_key(m),
-            &c.external.file_maps,
-        );
-        c.check_ref(
+        c.refer(
             entry,
-            what,
+            &what,
             "fileMapId",
             f.file_map_id.as_deref(),
-            em || xm,
-            "file map",
+            Target::FileMap,
         );
         c.file_sizes.insert(f.file_id.clone(), f.file_size);
         let report = FileReport {
@@ -665,70 +716,38 @@ pub fn verify<R: Read + Seek>(
         warnings: findings.warnings,
         quality: manifest.get("validation").cloned(),
         processing_summary: manifest.get("processingSummary").cloned(),
+        unresolved: c
+            .unresolved
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect(),
     })
-}
-
-fn ref_state(
-    target: Option<&str>,
-    exists: impl Fn(&str) -> bool,
-    external: &HashSet<String>,
-) -> (bool, bool) {
-    match target {
-        Some(t) => (exists(t), external.contains(t)),
-        None => (true, false),
-    }
 }
 
 fn check_transaction(c: &mut Checker<'_>, entry: &str, t: &Transaction) {
     let what = || format!("transaction {}", t.transaction_id);
-    match c.accounts.get_mut(&t.account_id) {
-        Some(a) => a.transaction_count += 1,
-        None if c.external.accounts.contains(&t.account_id) => {}
-        None => c.findings.reference_error(
-            entry,
-            format!(
-                "{}: accountId {} refers to no account in the package",
-                what(),
-                t.account_id
-            ),
-        ),
+    if let Some(a) = c.accounts.get_mut(&t.account_id) {
+        a.transaction_count += 1;
     }
-    if let Some(f) = &t.file_id
-        && !c.files.contains_key(f)
-        && !c.external.files.contains(f)
-    {
-        c.findings.reference_error(
+    c.refer(
+        entry,
+        &what,
+        "accountId",
+        Some(&t.account_id),
+        Target::Account,
+    );
+    c.refer(entry, &what, "fileId", t.file_id.as_deref(), Target::File);
+    for a in &t.categories {
+        c.refer(
             entry,
-            format!(
-                "{}: fileId {f} refers to no transaction file in the package",
-                what()
-            ),
+            &what,
+            "category assignment",
+            Some(&a.category_id),
+            Target::Category,
         );
     }
-    for a in &t.categories {
-        if !c.categories.contains_key(&a.category_id)
-            && !c.external.categories.contains(&a.category_id)
-        {
-            c.findings.reference_error(
-                entry,
-                format!(
-                    "{}: category assignment {} refers to no category in the package",
-                    what(),
-                    a.category_id
-                ),
-            );
-        }
-    }
     if let Some(p) = &t.primary_category_id {
-        if !c.categories.contains_key(p) && !c.external.categories.contains(p) {
-            c.findings.reference_error(
-                entry,
-                format!(
-                    "{}: primaryCategoryId {p} refers to no category in the package",
-                    what()
-                ),
-            );
-        }
+        c.refer(entry, &what, "primaryCategoryId", Some(p), Target::Category);
         *c.primary_counts.entry(p.clone()).or_default() += 1;
     }
     c.first_date = Some(c.first_date.map_or(t.date, |d| d.min(t.date)));
@@ -765,11 +784,9 @@ fn check_hierarchy(c: &mut Checker<'_>, entry: &str) -> (u64, u64) {
                     depth += 1;
                 }
                 Some(p) => {
-                    if current == id && !c.external.categories.contains(&p) {
-                        c.findings.reference_error(
-                            entry,
-                            format!("category {id}: parentCategoryId {p} refers to no category in the package"),
-                        );
+                    if current == id {
+                        let what = || format!("category {id}");
+                        c.refer(entry, &what, "parentCategoryId", Some(&p), Target::Category);
                     }
                     break;
                 }

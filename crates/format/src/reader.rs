@@ -40,8 +40,10 @@ pub enum ProblemKind {
     Integrity,
     /// An entity does not fit the schema.
     Schema,
-    /// An entity refers to something the package does not hold, or ids repeat.
+    /// An entity refers to something the package does not hold.
     Reference,
+    /// Ids repeat, or category parents form a cycle.
+    Consistency,
 }
 
 /// A finding about a package.

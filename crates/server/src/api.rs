@@ -173,15 +173,26 @@ pub async fn create_package_job(
             BACKUP_TYPES.join(", ")
         )));
     }
-    let has_filters = body.account_ids.is_some()
-        || body.category_ids.is_some()
-        || body.date_range_start.is_some()
-        || body.date_range_end.is_some();
-    if backup_type != "complete" || has_filters {
-        return Err(ApiError::unprocessable(
-            "NOT_SUPPORTED",
-            "selective backups (backupType other than complete, or filters) are not supported yet; ask for a complete backup",
+    if let (Some(a), Some(b)) = (body.date_range_start, body.date_range_end)
+        && a > b
+    {
+        return Err(ApiError::bad_request(
+            "dateRangeStart is after dateRangeEnd",
         ));
+    }
+    for (name, ids) in [
+        ("accountIds", &body.account_ids),
+        ("categoryIds", &body.category_ids),
+    ] {
+        if let Some(ids) = ids
+            && (ids.is_empty()
+                || ids.len() > 10_000
+                || ids.iter().any(|i| i.is_empty() || i.len() > 128))
+        {
+            return Err(ApiError::bad_request(format!(
+                "{name} must list 1 to 10000 ids of at most 128 characters"
+            )));
+        }
     }
     let key = idempotency_key(&headers)?;
     let now = now_ms();
@@ -198,6 +209,10 @@ pub async fn create_package_job(
         "includeAnalytics": body.include_analytics,
         "description": body.description,
         "continueOnMissingFiles": body.continue_on_missing_files,
+        "accountIds": body.account_ids,
+        "dateRangeStart": body.date_range_start,
+        "dateRangeEnd": body.date_range_end,
+        "categoryIds": body.category_ids,
     });
     job.work = Some(Work::Backup);
     job.current_phase = "queued".into();

@@ -73,7 +73,28 @@ fn base(job: &Job, family: Family, now: i64) -> Map<String, Value> {
             json!(job.param_bool("includeAnalytics")),
         );
         put(&mut m, "description", p.get("description").cloned());
-        put(&mut m, "selection", p.get("selection").cloned());
+        let filters: serde_json::Map<String, Value> = [
+            "accountIds",
+            "dateRangeStart",
+            "dateRangeEnd",
+            "categoryIds",
+        ]
+        .iter()
+        .filter_map(|k| {
+            p.get(*k)
+                .filter(|v| !v.is_null())
+                .map(|v| (k.to_string(), v.clone()))
+        })
+        .collect();
+        if !filters.is_empty() {
+            m.insert("filters".into(), Value::Object(filters));
+        }
+        put(&mut m, "selection", job.results.get("selection").cloned());
+        put(
+            &mut m,
+            "postBackupVerification",
+            job.results.get("postBackupVerification").cloned(),
+        );
         put(
             &mut m,
             "packageSha256",
@@ -112,16 +133,25 @@ fn base(job: &Job, family: Family, now: i64) -> Map<String, Value> {
             "validationResults",
             job.results.get("validationResults").cloned(),
         );
-        let results_key = if family == Family::Import {
-            "importResults"
-        } else {
-            "restoreResults"
-        };
         put(
             &mut m,
-            results_key,
+            "restoreResults",
             job.results.get("restoreResults").cloned(),
         );
+        if family == Family::Import {
+            // What the import did (created/updated/unchanged/skipped/conflicts, duplicates),
+            // and before it runs, what it would do.
+            put(
+                &mut m,
+                "importResults",
+                job.results.get("importResults").cloned(),
+            );
+            put(
+                &mut m,
+                "importPreview",
+                job.results.get("importPreview").cloned(),
+            );
+        }
     }
     m
 }

@@ -35,6 +35,7 @@ macro_rules! store_conformance_tests {
             clear_returns_blob_keys,
             concurrent_restores_serialise,
             job_marks_commit_with_the_rows,
+            writer_reads_and_upserts,
         );
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {
@@ -506,6 +507,99 @@ pub fn job_marks_commit_with_the_rows(store: &dyn ProfileStore) {
     assert!(!store.job_committed("bob", "job-2").unwrap());
     store.clear_profile("alice").unwrap();
     assert!(!store.job_committed("alice", "job-2").unwrap());
+}
+
+pub fn writer_reads_and_upserts(store: &dyn ProfileStore) {
+    let s = sample(30);
+    write(store, "alice", &s);
+    write(store, "bob", &s);
+    let mut w = store.begin_write("alice").unwrap();
+    assert_eq!(
+        texts(&w.all_accounts().unwrap()),
+        owned(&s.accounts, "alice")
+    );
+    assert_eq!(
+        texts(&w.all_categories().unwrap()),
+        owned(&s.categories, "alice")
+    );
+    assert_eq!(
+        texts(&w.all_file_maps().unwrap()),
+        owned(&s.file_maps, "alice")
+    );
+    assert_eq!(w.all_transaction_files().unwrap().len(), 3);
+    let ids = vec![
+        uuid(3, 5),
+        uuid(7, 5),
+        "00000000-0000-4000-8000-ffffffffffff".to_string(),
+    ];
+    let found = w.transactions_by_id(&ids).unwrap();
+    assert_eq!(found.len(), 2);
+    assert!(found.iter().all(|t| t.user_id.as_deref() == Some("alice")));
+    let mut in_range = 0;
+    w.scan_transactions(
+        1_600_000_000_000,
+        1_600_000_000_000 + 86_400_000,
+        &mut |t| {
+            assert!(t.date <= 1_600_000_000_000 + 86_400_000);
+            in_range += 1;
+            Ok(())
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        in_range,
+        s.transactions
+            .iter()
+            .filter(|t| t.date <= 1_600_000_000_000 + 86_400_000)
+            .count()
+    );
+    // Replace one account, add another.
+    let mut changed = s.accounts[1].clone();
+    changed.account_name = "Renamed".into();
+    let mut added = s.accounts[0].clone();
+    added.account_id = uuid(99, 1);
+    w.upsert_accounts(&[changed, added]).unwrap();
+    let mut tx = s.transactions[4].clone();
+    tx.description = "changed".into();
+    w.upsert_transactions(&[tx]).unwrap();
+    let mut record = s.analytics[0].clone();
+    record.time_period = "2024-02".into();
+    w.replace_analytics(&[AnalyticType::CashFlow], &[record])
+        .unwrap();
+    // The writer sees its own writes.
+    assert_eq!(w.all_accounts().unwrap().len(), 7);
+    w.commit().unwrap();
+    let mut snap = store.snapshot("alice").unwrap();
+    let accounts = drain(|m| snap.next_accounts(m), 100);
+    assert_eq!(accounts.len(), 7);
+    assert_eq!(
+        accounts
+            .iter()
+            .find(|a| a.account_id == uuid(1, 1))
+            .unwrap()
+            .account_name,
+        "Renamed"
+    );
+    let txs = drain(|m| snap.next_transactions(m), 100);
+    assert_eq!(txs.len(), 30);
+    assert_eq!(
+        txs.iter()
+            .find(|t| t.transaction_id == uuid(4, 5))
+            .unwrap()
+            .description,
+        "changed"
+    );
+    let analytics = drain(|m| snap.next_analytics(m), 100);
+    assert_eq!(analytics.len(), 1);
+    assert_eq!(analytics[0].time_period, "2024-02");
+    drop(snap);
+    // Bob's copy is untouched.
+    let mut snap = store.snapshot("bob").unwrap();
+    assert_eq!(drain(|m| snap.next_accounts(m), 100).len(), 6);
+    assert_eq!(
+        drain(|m| snap.next_analytics(m), 100)[0].time_period,
+        "2023-01"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -10,7 +10,9 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use fzip_model::{Account, AnalyticsRecord, Category, EntityCounts, FileMap, Transaction};
+use fzip_model::{
+    Account, AnalyticType, AnalyticsRecord, Category, EntityCounts, FileMap, Transaction,
+};
 use fzip_store::codec::{RowCodec, SqlRow, SqlValue};
 use fzip_store::{
     ProfileSnapshot, ProfileStore, ProfileSummary, ProfileWriter, Result, StoreError, StoredFile,
@@ -204,6 +206,16 @@ impl ProfileStore for SqliteStore {
             });
         }
         Ok(Box::new(writer))
+    }
+
+    fn begin_write(&self, user: &str) -> Result<Box<dyn ProfileWriter + '_>> {
+        let conn = self.connect()?;
+        conn.execute_batch("BEGIN IMMEDIATE").map_err(db_err)?;
+        Ok(Box::new(Writer {
+            conn,
+            user: user.to_string(),
+            done: false,
+        }))
     }
 
     fn clear_profile(&self, user: &str) -> Result<(ProfileSummary, Vec<String>)> {
@@ -464,7 +476,33 @@ struct Writer<'a> {
 
 impl Writer<'_> {
     fn insert<T: RowCodec + HasId>(&mut self, rows: &[T]) -> Result<()> {
-        let sql = T::TABLE.insert_sql(|i| format!("?{i}"));
+        self.write_rows(rows, false)
+    }
+
+    fn upsert<T: RowCodec + HasId>(&mut self, rows: &[T]) -> Result<()> {
+        self.write_rows(rows, true)
+    }
+
+    fn all<T: RowCodec>(&mut self, order: &str) -> Result<Vec<T>> {
+        let sql = format!(
+            "{} WHERE user_id = ?1 ORDER BY {order}",
+            T::TABLE.select_sql()
+        );
+        let mut stmt = self.conn.prepare_cached(&sql).map_err(db_err)?;
+        let mut rows = stmt.query(params![self.user]).map_err(db_err)?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().map_err(db_err)? {
+            out.push(T::decode(&Row(row))?);
+        }
+        Ok(out)
+    }
+
+    fn write_rows<T: RowCodec + HasId>(&mut self, rows: &[T], upsert: bool) -> Result<()> {
+        let sql = if upsert {
+            T::TABLE.upsert_sql(|i| format!("?{i}"))
+        } else {
+            T::TABLE.insert_sql(|i| format!("?{i}"))
+        };
         let mut stmt = self.conn.prepare_cached(&sql).map_err(db_err)?;
         let mut values: Vec<SqlValue<'_>> = Vec::with_capacity(T::TABLE.columns.len());
         for row in rows {
@@ -550,6 +588,87 @@ impl ProfileWriter for Writer<'_> {
     }
     fn insert_analytics(&mut self, rows: &[AnalyticsRecord]) -> Result<()> {
         self.insert(rows)
+    }
+    fn upsert_accounts(&mut self, rows: &[Account]) -> Result<()> {
+        self.upsert(rows)
+    }
+    fn upsert_categories(&mut self, rows: &[Category]) -> Result<()> {
+        self.upsert(rows)
+    }
+    fn upsert_file_maps(&mut self, rows: &[FileMap]) -> Result<()> {
+        self.upsert(rows)
+    }
+    fn upsert_transaction_files(&mut self, rows: &[StoredFile]) -> Result<()> {
+        self.upsert(rows)
+    }
+    fn upsert_transactions(&mut self, rows: &[Transaction]) -> Result<()> {
+        self.upsert(rows)
+    }
+    fn replace_analytics(
+        &mut self,
+        types: &[AnalyticType],
+        rows: &[AnalyticsRecord],
+    ) -> Result<()> {
+        for t in types {
+            self.conn
+                .execute(
+                    "DELETE FROM analytics WHERE user_id = ?1 AND analytic_type = ?2",
+                    params![self.user, t.as_str()],
+                )
+                .map_err(db_err)?;
+        }
+        self.upsert(rows)
+    }
+    fn all_accounts(&mut self) -> Result<Vec<Account>> {
+        self.all("account_id")
+    }
+    fn all_categories(&mut self) -> Result<Vec<Category>> {
+        self.all("category_id")
+    }
+    fn all_file_maps(&mut self) -> Result<Vec<FileMap>> {
+        self.all("file_map_id")
+    }
+    fn all_transaction_files(&mut self) -> Result<Vec<StoredFile>> {
+        self.all("file_id")
+    }
+    fn all_analytics(&mut self) -> Result<Vec<AnalyticsRecord>> {
+        self.all("analytic_key")
+    }
+    fn transactions_by_id(&mut self, ids: &[String]) -> Result<Vec<Transaction>> {
+        let mut out = Vec::new();
+        for chunk in ids.chunks(500) {
+            let marks = vec!["?"; chunk.len()].join(", ");
+            let sql = format!(
+                "{} WHERE user_id = ? AND transaction_id IN ({marks})",
+                Transaction::TABLE.select_sql()
+            );
+            let mut stmt = self.conn.prepare_cached(&sql).map_err(db_err)?;
+            let args = std::iter::once(self.user.as_str()).chain(chunk.iter().map(String::as_str));
+            let mut rows = stmt
+                .query(rusqlite::params_from_iter(args))
+                .map_err(db_err)?;
+            while let Some(row) = rows.next().map_err(db_err)? {
+                out.push(Transaction::decode(&Row(row))?);
+            }
+        }
+        Ok(out)
+    }
+    fn scan_transactions(
+        &mut self,
+        from: i64,
+        to: i64,
+        f: &mut dyn FnMut(Transaction) -> Result<()>,
+    ) -> Result<()> {
+        let sql = format!(
+            "{} WHERE user_id = ?1 AND date BETWEEN ?2 AND ?3",
+            Transaction::TABLE.select_sql()
+        );
+        let mut stmt = self.conn.prepare_cached(&sql).map_err(db_err)?;
+        let mut rows = stmt.query(params![self.user, from, to]).map_err(db_err)?;
+        while let Some(row) = rows.next().map_err(db_err)? {
+            f(Transaction::decode(&Row(row))?)?;
+        }
+        Ok(())
     }
     fn mark_job(&mut self, job_id: &str) -> Result<()> {
         self.conn

@@ -77,6 +77,23 @@ impl Table {
         )
     }
 
+    /// `INSERT … ON CONFLICT (user_id, key) DO UPDATE SET …`: an insert that replaces the row
+    /// with the same id (SQLite and PostgreSQL alike).
+    pub fn upsert_sql(&self, placeholder: impl Fn(usize) -> String) -> String {
+        let updates: Vec<String> = self
+            .columns
+            .iter()
+            .filter(|c| **c != "user_id" && !self.key.contains(c))
+            .map(|c| format!("{c} = excluded.{c}"))
+            .collect();
+        format!(
+            "{} ON CONFLICT (user_id, {}) DO UPDATE SET {}",
+            self.insert_sql(placeholder),
+            self.key.join(", "),
+            updates.join(", ")
+        )
+    }
+
     /// `SELECT c1, … FROM t`.
     pub fn select_sql(&self) -> String {
         format!("SELECT {} FROM {}", self.columns.join(", "), self.name)

@@ -12,7 +12,8 @@ mod error;
 pub mod jobs;
 
 use fzip_model::{
-    Account, AnalyticsRecord, Category, EntityCounts, FileMap, Transaction, TransactionFile,
+    Account, AnalyticType, AnalyticsRecord, Category, EntityCounts, FileMap, Transaction,
+    TransactionFile,
 };
 use serde::Serialize;
 
@@ -79,8 +80,9 @@ pub trait ProfileSnapshot: Send {
     fn next_analytics(&mut self, max: usize) -> Result<Vec<AnalyticsRecord>>;
 }
 
-/// An all-or-nothing write into one profile (one database transaction). Nothing is visible to
-/// anyone until [`ProfileWriter::commit`]; dropping the writer without committing rolls back.
+/// An all-or-nothing write into one profile (one database transaction, under the profile's
+/// write lock). Nothing is visible to anyone until [`ProfileWriter::commit`]; dropping the
+/// writer without committing rolls back. Reads through the writer see its own writes.
 pub trait ProfileWriter: Send {
     fn insert_accounts(&mut self, rows: &[Account]) -> Result<()>;
     fn insert_categories(&mut self, rows: &[Category]) -> Result<()>;
@@ -88,6 +90,34 @@ pub trait ProfileWriter: Send {
     fn insert_transaction_files(&mut self, rows: &[StoredFile]) -> Result<()>;
     fn insert_transactions(&mut self, rows: &[Transaction]) -> Result<()>;
     fn insert_analytics(&mut self, rows: &[AnalyticsRecord]) -> Result<()>;
+
+    /// Inserts rows, replacing those with the same id.
+    fn upsert_accounts(&mut self, rows: &[Account]) -> Result<()>;
+    fn upsert_categories(&mut self, rows: &[Category]) -> Result<()>;
+    fn upsert_file_maps(&mut self, rows: &[FileMap]) -> Result<()>;
+    fn upsert_transaction_files(&mut self, rows: &[StoredFile]) -> Result<()>;
+    fn upsert_transactions(&mut self, rows: &[Transaction]) -> Result<()>;
+
+    /// Deletes the profile's analytics of the given types and inserts `rows`.
+    fn replace_analytics(&mut self, types: &[AnalyticType], rows: &[AnalyticsRecord])
+    -> Result<()>;
+
+    /// The profile's small collections, as the transaction sees them.
+    fn all_accounts(&mut self) -> Result<Vec<Account>>;
+    fn all_categories(&mut self) -> Result<Vec<Category>>;
+    fn all_file_maps(&mut self) -> Result<Vec<FileMap>>;
+    fn all_transaction_files(&mut self) -> Result<Vec<StoredFile>>;
+    fn all_analytics(&mut self) -> Result<Vec<AnalyticsRecord>>;
+    /// The profile's transactions with these ids (those that exist).
+    fn transactions_by_id(&mut self, ids: &[String]) -> Result<Vec<Transaction>>;
+    /// Every transaction of the profile dated `from..=to`, in no particular order.
+    fn scan_transactions(
+        &mut self,
+        from: i64,
+        to: i64,
+        f: &mut dyn FnMut(Transaction) -> Result<()>,
+    ) -> Result<()>;
+
     /// Records, in the same transaction, that `job_id` wrote this profile; after a crash,
     /// [`ProfileStore::job_committed`] tells whether the job's writes were committed.
     fn mark_job(&mut self, job_id: &str) -> Result<()>;
@@ -110,6 +140,10 @@ pub trait ProfileStore: Send + Sync {
     /// check happens inside the write transaction, so no other writer can slip in between.
     /// Fails with [`StoreError::ProfileNotEmpty`] otherwise.
     fn begin_restore(&self, user: &str) -> Result<Box<dyn ProfileWriter + '_>>;
+
+    /// Starts an all-or-nothing write into a user's profile, whatever it holds (imports,
+    /// analytics).
+    fn begin_write(&self, user: &str) -> Result<Box<dyn ProfileWriter + '_>>;
 
     /// Deletes every row of a user's profile in one transaction and returns the blob keys its
     /// statement files used, so the caller can delete them.
