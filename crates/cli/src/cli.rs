@@ -20,6 +20,18 @@ pub struct Cli {
     )]
     pub data_dir: PathBuf,
 
+    /// The database: `sqlite://PATH/fzip.db` (jobs in `jobs.db` beside it) or
+    /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?schema=NAME]`. Default: SQLite in the
+    /// data directory.
+    #[arg(long, global = true, env = "FZIP_DATABASE_URL", value_name = "URL")]
+    pub database_url: Option<String>,
+
+    /// Blob storage for statement files and packages: `file:///PATH` or
+    /// `s3://BUCKET[/PREFIX]` (endpoint, region and credentials from the AWS environment
+    /// variables). Default: the `blobs` folder in the data directory.
+    #[arg(long, global = true, env = "FZIP_BLOB_STORE", value_name = "URL")]
+    pub blob_store: Option<String>,
+
     /// Print one JSON document instead of text (and no progress bars).
     #[arg(long, global = true)]
     pub json: bool,

@@ -1,6 +1,7 @@
 //! `fzip`: the command-line tool.
 #![forbid(unsafe_code)]
 
+mod backends;
 mod cli;
 mod output;
 mod progress;
@@ -20,9 +21,6 @@ use fzip_engine::{
 };
 use fzip_format::{Limits, PackageError};
 use fzip_server::{AuthConfig, ServerConfig};
-use fzip_store::BlobStore;
-use fzip_store::jobs::JobStore;
-use fzip_store_sqlite::{SqliteJobStore, SqliteStore};
 use serde_json::json;
 
 use crate::cli::{Cli, Command, ProfileCommand, ServeArgs};
@@ -176,16 +174,14 @@ fn limits(cli: &Cli) -> Limits {
     l
 }
 
-/// The embedded store under the data directory.
+/// The engine on the configured database and blob storage.
 fn engine(cli: &Cli) -> anyhow::Result<Engine> {
     let dir = &cli.data_dir;
     fs::create_dir_all(dir)
         .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
-    let store = SqliteStore::open(&dir.join("fzip.db"))
-        .with_context(|| format!("cannot open the database in {}", dir.display()))?;
-    let blobs = BlobStore::local(&dir.join("blobs"))
-        .with_context(|| format!("cannot open blob storage in {}", dir.display()))?;
-    let mut engine = Engine::new(Arc::new(store), blobs);
+    let store = backends::Database::from_cli(cli)?.profile_store()?;
+    let blobs = backends::blob_store(cli)?;
+    let mut engine = Engine::new(store, blobs);
     engine.limits = limits(cli);
     Ok(engine)
 }
@@ -418,14 +414,7 @@ fn run(cli: &Cli, out: &Out, cancel: Arc<CancelFlag>) -> Outcome {
         }
         Command::Serve(args) => serve(cli, args),
         Command::Token { user, ttl_hours } => {
-            let secret =
-                fzip_server::auth::load_or_create_secret(&cli.data_dir.join(JWT_SECRET_FILE))
-                    .with_context(|| {
-                        format!(
-                            "cannot read or create the token secret in {}",
-                            cli.data_dir.display()
-                        )
-                    })?;
+            let secret = jwt_secret(cli)?;
             let token = fzip_server::auth::mint_token(
                 &secret,
                 user,
@@ -436,9 +425,7 @@ fn run(cli: &Cli, out: &Out, cancel: Arc<CancelFlag>) -> Outcome {
             Ok(())
         }
         Command::Audit { user, limit } => {
-            let jobs = SqliteJobStore::open(&cli.data_dir.join("jobs.db")).with_context(|| {
-                format!("cannot open the job database in {}", cli.data_dir.display())
-            })?;
+            let jobs = backends::Database::from_cli(cli)?.job_store()?;
             let records = jobs
                 .list_audit(user.as_deref(), *limit)
                 .map_err(|e| anyhow!(e))?;
@@ -448,28 +435,40 @@ fn run(cli: &Cli, out: &Out, cancel: Arc<CancelFlag>) -> Outcome {
         Command::Migrate => {
             fs::create_dir_all(&cli.data_dir)
                 .with_context(|| format!("cannot create {}", cli.data_dir.display()))?;
-            let path = cli.data_dir.join("fzip.db");
-            let mut applied = SqliteStore::migrate(&path)
-                .with_context(|| format!("migrating {}", path.display()))?;
-            let jobs_path = cli.data_dir.join("jobs.db");
-            applied.extend(
-                SqliteJobStore::migrate(&jobs_path)
-                    .with_context(|| format!("migrating {}", jobs_path.display()))?,
-            );
-            out.migrated(&path.display().to_string(), &applied);
+            let database = backends::Database::from_cli(cli)?;
+            let applied = database.migrate()?;
+            out.migrated(&database.describe(), &applied);
             Ok(())
         }
     }
 }
 
 const JWT_SECRET_FILE: &str = "jwt-secret";
+
+/// The HS256 token secret: `FZIP_JWT_SECRET` (servers sharing work must share it), or a secret
+/// generated once in the data directory.
+fn jwt_secret(cli: &Cli) -> Result<Vec<u8>, Failure> {
+    match std::env::var("FZIP_JWT_SECRET") {
+        Ok(k) if k.len() >= 32 => Ok(k.into_bytes()),
+        Ok(_) => Err(Failure::Usage(
+            "FZIP_JWT_SECRET must be at least 32 characters".into(),
+        )),
+        Err(_) => fzip_server::auth::load_or_create_secret(&cli.data_dir.join(JWT_SECRET_FILE))
+            .with_context(|| {
+                format!(
+                    "cannot read or create the token secret in {}",
+                    cli.data_dir.display()
+                )
+            })
+            .map_err(Failure::Error),
+    }
+}
 const URL_KEY_FILE: &str = "url-signing-key";
 
 /// `fzip serve`: the HTTP service on the embedded store.
 fn serve(cli: &Cli, args: &ServeArgs) -> Outcome {
     let engine = engine(cli)?;
-    let jobs = SqliteJobStore::open(&cli.data_dir.join("jobs.db"))
-        .with_context(|| format!("cannot open the job database in {}", cli.data_dir.display()))?;
+    let jobs = backends::Database::from_cli(cli)?.job_store()?;
     let auth = match &args.jwks_url {
         Some(url) => AuthConfig::Jwks {
             url: url.clone(),
@@ -477,8 +476,7 @@ fn serve(cli: &Cli, args: &ServeArgs) -> Outcome {
             audience: args.jwt_audience.clone(),
         },
         None => AuthConfig::Hs256 {
-            secret: fzip_server::auth::load_or_create_secret(&cli.data_dir.join(JWT_SECRET_FILE))
-                .context("cannot read or create the token secret")?,
+            secret: jwt_secret(cli)?,
             issuer: fzip_server::auth::EMBEDDED_ISSUER.into(),
             audience: fzip_server::auth::EMBEDDED_AUDIENCE.into(),
         },
@@ -517,7 +515,7 @@ fn serve(cli: &Cli, args: &ServeArgs) -> Outcome {
                 "fzip listening on http://{addr} (data in {})",
                 config.data_dir.display()
             );
-            let state = fzip_server::new_state(config, engine, Arc::new(jobs));
+            let state = fzip_server::new_state(config, engine, jobs);
             fzip_server::run(listener, state, fzip_server::shutdown_signal())
                 .await
                 .map_err(anyhow::Error::from)

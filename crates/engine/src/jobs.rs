@@ -147,7 +147,7 @@ pub fn package_uploaded(
     job: &mut Job,
     key: &str,
     size: u64,
-    sha256: &str,
+    sha256: Option<&str>,
     now: i64,
 ) -> Result<(), TransitionError> {
     let s = statuses(job.job_type);
@@ -156,7 +156,7 @@ pub fn package_uploaded(
     }
     job.package_key = Some(key.to_string());
     job.package_size = Some(size);
-    job.package_sha256 = Some(sha256.to_string());
+    job.package_sha256 = sha256.map(str::to_string);
     job.uploaded_at = Some(now);
     job.updated_at = now;
     if job.param_bool("autoValidate") {
@@ -1500,18 +1500,18 @@ mod tests {
         let mut j = Job::new("j", "u", JobType::Restore, S::RestoreUploaded, 0);
         assert!(begin_validation(&mut j, 1).is_err(), "no package yet");
         j.params = json!({ "autoValidate": true });
-        package_uploaded(&mut j, "k", 10, "abc", 1).unwrap();
+        package_uploaded(&mut j, "k", 10, Some("abc"), 1).unwrap();
         assert_eq!(
             (j.status, j.work),
             (S::RestoreValidating, Some(Work::Validate))
         );
         assert!(
-            package_uploaded(&mut j, "k", 10, "abc", 2).is_err(),
+            package_uploaded(&mut j, "k", 10, Some("abc"), 2).is_err(),
             "a second upload"
         );
         let mut b = Job::new("b", "u", JobType::Backup, S::BackupInitiated, 0);
         assert!(
-            package_uploaded(&mut b, "k", 1, "x", 1).is_err(),
+            package_uploaded(&mut b, "k", 1, Some("x"), 1).is_err(),
             "backups take no uploads"
         );
     }

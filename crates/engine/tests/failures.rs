@@ -207,9 +207,7 @@ impl Progress for CancelDuring {
     }
 }
 
-#[test]
-fn a_cancelled_restore_leaves_the_profile_empty() {
-    let env = Env::new();
+fn a_cancelled_restore_leaves_the_profile_empty(env: Env) {
     demo(&env, "alice", 5_000, 4);
     let a = env.backup("alice", "a.fzip");
     for (phase, after) in [("restoring_transactions", 2_000), ("restoring_files", 1)] {
@@ -402,9 +400,7 @@ fn counts_that_disagree_with_the_manifest_are_refused() {
     assert!(text.contains("was changed after it was written"), "{text}");
 }
 
-#[test]
-fn backup_fails_on_a_missing_statement_file_unless_asked_to_continue() {
-    let env = Env::new();
+fn backup_fails_on_a_missing_statement_file_unless_asked_to_continue(env: Env) {
     demo(&env, "alice", 300, 3);
     let mut snap = env.engine.store.snapshot("alice").unwrap();
     let files = snap.next_transaction_files(DEFAULT_BATCH).unwrap();
@@ -461,9 +457,7 @@ fn backup_fails_on_a_missing_statement_file_unless_asked_to_continue() {
     assert_eq!(r.files_without_content, vec![victim.file_id.clone()]);
 }
 
-#[test]
-fn backup_notices_altered_statement_bytes() {
-    let env = Env::new();
+fn backup_notices_altered_statement_bytes(env: Env) {
     demo(&env, "alice", 100, 2);
     let mut snap = env.engine.store.snapshot("alice").unwrap();
     let files = snap.next_transaction_files(DEFAULT_BATCH).unwrap();
@@ -492,9 +486,7 @@ fn backup_notices_altered_statement_bytes() {
     assert_eq!(v.files.iter().filter(|f| f.size.is_some()).count(), 1);
 }
 
-#[test]
-fn gc_removes_only_unreferenced_old_blobs() {
-    let env = Env::new();
+fn gc_removes_only_unreferenced_old_blobs(env: Env) {
     demo(&env, "alice", 50, 2);
     env.engine
         .blobs
@@ -508,9 +500,7 @@ fn gc_removes_only_unreferenced_old_blobs() {
     assert!(env.user_blobs("ghost").is_empty());
 }
 
-#[test]
-fn clearing_a_profile_removes_rows_and_files() {
-    let env = Env::new();
+fn clearing_a_profile_removes_rows_and_files(env: Env) {
     demo(&env, "alice", 50, 2);
     demo(&env, "bob", 50, 2);
     let s = fzip_engine::clear_profile(&env.engine, "alice").unwrap();
@@ -522,3 +512,11 @@ fn clearing_a_profile_removes_rows_and_files() {
     );
     assert_eq!(env.user_blobs("bob").len(), 2);
 }
+
+common::on_every_backend!(
+    a_cancelled_restore_leaves_the_profile_empty,
+    backup_fails_on_a_missing_statement_file_unless_asked_to_continue,
+    backup_notices_altered_statement_bytes,
+    gc_removes_only_unreferenced_old_blobs,
+    clearing_a_profile_removes_rows_and_files,
+);

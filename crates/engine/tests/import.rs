@@ -117,8 +117,7 @@ fn bob_own(i: usize) -> String {
     format!("b0b00000-0000-4000-8000-0000000001{i:02}")
 }
 
-fn scenario() -> Scenario {
-    let env = Env::new();
+fn scenario(env: Env) -> Scenario {
     demo_profile(
         &env.engine,
         "alice",
@@ -351,9 +350,8 @@ fn dry_then_real(s: &Scenario, merge: MergeStrategy) -> ImportReport {
     real
 }
 
-#[test]
-fn fail_on_conflict_lists_every_conflict_and_imports_nothing() {
-    let s = scenario();
+fn fail_on_conflict_lists_every_conflict_and_imports_nothing(env: Env) {
+    let s = scenario(env);
     let before = s.bob_backup("before.fzip");
     let blobs = s.env.user_blobs("bob");
     for dry_run in [true, false] {
@@ -380,9 +378,8 @@ fn fail_on_conflict_lists_every_conflict_and_imports_nothing() {
     }
 }
 
-#[test]
-fn skip_existing_keeps_what_the_profile_has_and_adds_the_rest() {
-    let s = scenario();
+fn skip_existing_keeps_what_the_profile_has_and_adds_the_rest(env: Env) {
+    let s = scenario(env);
     let r = dry_then_real(&s, MergeStrategy::SkipExisting);
     assert_eq!(five(&r.created), counts([1, 1, 1, 1, NEW]));
     assert_eq!(five(&r.skipped), counts([1, 1, 1, 1, 5]));
@@ -435,9 +432,8 @@ fn skip_existing_keeps_what_the_profile_has_and_adds_the_rest() {
     assert_eq!(second.created.total(), 0, "a second import adds nothing");
 }
 
-#[test]
-fn overwrite_replaces_what_the_profile_has_and_keeps_its_own() {
-    let s = scenario();
+fn overwrite_replaces_what_the_profile_has_and_keeps_its_own(env: Env) {
+    let s = scenario(env);
     let a = profile(&s.env, "alice");
     let r = dry_then_real(&s, MergeStrategy::Overwrite);
     assert_eq!(five(&r.created), counts([1, 1, 1, 1, NEW]));
@@ -487,9 +483,8 @@ fn overwrite_replaces_what_the_profile_has_and_keeps_its_own() {
     assert!(v.valid, "{:?}", v.problems);
 }
 
-#[test]
-fn references_that_cannot_be_made_valid_fail_the_whole_import() {
-    let s = scenario();
+fn references_that_cannot_be_made_valid_fail_the_whole_import(env: Env) {
+    let s = scenario(env);
     // Alice's transactions only, into Carol's profile that has none of her accounts.
     let options = BackupOptions {
         selection: fzip_engine::backup::Selection {
@@ -589,9 +584,8 @@ impl Progress for CancelDuringTransactions {
     }
 }
 
-#[test]
-fn a_cancelled_import_leaves_the_profile_as_it_was() {
-    let s = scenario();
+fn a_cancelled_import_leaves_the_profile_as_it_was(env: Env) {
+    let s = scenario(env);
     let before = s.bob_backup("before.fzip");
     let blobs = s.env.user_blobs("bob");
     let progress = CancelDuringTransactions {
@@ -618,3 +612,11 @@ fn a_cancelled_import_leaves_the_profile_as_it_was() {
         "the new file's blob was left"
     );
 }
+
+common::on_every_backend!(
+    fail_on_conflict_lists_every_conflict_and_imports_nothing,
+    skip_existing_keeps_what_the_profile_has_and_adds_the_rest,
+    overwrite_replaces_what_the_profile_has_and_keeps_its_own,
+    references_that_cannot_be_made_valid_fail_the_whole_import,
+    a_cancelled_import_leaves_the_profile_as_it_was,
+);

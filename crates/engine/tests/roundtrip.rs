@@ -14,9 +14,7 @@ use fzip_model::{Entity, EntityKind};
 use fzip_store::DEFAULT_BATCH;
 use serde_json::Value;
 
-#[test]
-fn demo_profile_round_trips_exactly() {
-    let env = Env::new();
+fn demo_profile_round_trips_exactly(env: Env) {
     let report = demo_profile(
         &env.engine,
         "alice",
@@ -227,14 +225,12 @@ fn collect<T: Entity>(snap_next: &mut dyn FnMut() -> Vec<T>) -> Vec<T> {
     }
 }
 
-#[test]
-fn housef3_packages_restore_completely() {
+fn housef3_packages_restore_completely(env: Env) {
     for name in ["small", "medium"] {
         let Some(dir) = fzip_testkit::housef3_fixture(name) else {
             eprintln!("HouseF3 fixture {name} not found; skipped");
             continue;
         };
-        let env = Env::new();
         let package = dir.join("backup.fzip");
         let user = format!("restored-{name}");
         restore(
@@ -362,9 +358,7 @@ fn housef3_packages_restore_completely() {
     }
 }
 
-#[test]
-fn restore_into_a_non_empty_profile_changes_nothing() {
-    let env = Env::new();
+fn restore_into_a_non_empty_profile_changes_nothing(env: Env) {
     demo_profile(
         &env.engine,
         "alice",
@@ -418,9 +412,7 @@ fn restore_into_a_non_empty_profile_changes_nothing() {
     assert_eq!(env.user_blobs("bob"), blobs_before);
 }
 
-#[test]
-fn validate_only_writes_nothing() {
-    let env = Env::new();
+fn validate_only_writes_nothing(env: Env) {
     demo_profile(
         &env.engine,
         "alice",
@@ -465,3 +457,10 @@ fn warnings_do_not_block_housef3_restores() {
     assert_eq!(v.files.len(), 2);
     assert!(v.files.iter().all(|f| f.sha256.is_some()));
 }
+
+common::on_every_backend!(
+    demo_profile_round_trips_exactly,
+    restore_into_a_non_empty_profile_changes_nothing,
+    validate_only_writes_nothing,
+    housef3_packages_restore_completely,
+);

@@ -70,8 +70,7 @@ fn restored_ids(env: &Env, user: &str) -> [BTreeSet<String>; 5] {
     ]
 }
 
-fn setup() -> (Env, Data) {
-    let env = Env::new();
+fn setup(env: &Env) -> Data {
     demo_profile(
         &env.engine,
         "alice",
@@ -83,8 +82,7 @@ fn setup() -> (Env, Data) {
         &NoProgress,
     )
     .unwrap();
-    let d = data(&env.engine, "alice");
-    (env, d)
+    data(&env.engine, "alice")
 }
 
 /// Expected content of a selection, computed here independently of the backup code.
@@ -200,9 +198,8 @@ fn expected(d: &Data, sel: &Selection) -> [BTreeSet<String>; 5] {
     ]
 }
 
-#[test]
-fn each_selection_holds_exactly_what_was_selected_and_restores_and_imports() {
-    let (env, d) = setup();
+fn each_selection_holds_exactly_what_was_selected_and_restores_and_imports(env: Env) {
+    let d = setup(&env);
     // The account with the most transactions, a date window, a category with a parent.
     let mut per_account: HashMap<&str, usize> = HashMap::new();
     for t in &d.transactions {
@@ -385,9 +382,8 @@ fn each_selection_holds_exactly_what_was_selected_and_restores_and_imports() {
     assert_eq!(data(&env.engine, "alice").transactions.len(), 3_000);
 }
 
-#[test]
-fn a_date_window_imports_into_a_profile_holding_the_older_part() {
-    let (env, d) = setup();
+fn a_date_window_imports_into_a_profile_holding_the_older_part(env: Env) {
+    let d = setup(&env);
     let (min, max) = d
         .transactions
         .iter()
@@ -467,9 +463,8 @@ fn a_date_window_imports_into_a_profile_holding_the_older_part() {
     assert!(diff.equal, "{diff:?}");
 }
 
-#[test]
-fn a_clean_backup_scores_excellent_and_a_missing_file_is_counted_and_named() {
-    let (env, d) = setup();
+fn a_clean_backup_scores_excellent_and_a_missing_file_is_counted_and_named(env: Env) {
+    let d = setup(&env);
     let path = env.backup("alice", "clean.fzip");
     let q = check(&path).quality.unwrap();
     assert_eq!(q["overall_quality"], "excellent");
@@ -523,9 +518,8 @@ fn a_clean_backup_scores_excellent_and_a_missing_file_is_counted_and_named() {
     );
 }
 
-#[test]
-fn analytics_of_a_restored_profile_equal_those_of_its_source() {
-    let (env, _) = setup();
+fn analytics_of_a_restored_profile_equal_those_of_its_source(env: Env) {
+    setup(&env);
     analytics::recompute(&env.engine, "alice").unwrap();
     let source = analytics::load(&env.engine, "alice").unwrap();
     assert!(source.len() > 10, "{}", source.len());
@@ -593,9 +587,8 @@ impl Progress for ChangeMidway<'_> {
     }
 }
 
-#[test]
-fn a_backup_is_one_consistent_snapshot() {
-    let (env, d) = setup();
+fn a_backup_is_one_consistent_snapshot(env: Env) {
+    let d = setup(&env);
     let last = d.transactions.last().unwrap().clone();
     let progress = ChangeMidway {
         engine: &env.engine,
@@ -643,3 +636,11 @@ fn a_backup_is_one_consistent_snapshot() {
     assert_eq!(acc.account_name, d.accounts[0].account_name);
     assert_eq!(check(&path).quality.unwrap()["completeness_score"], 100.0);
 }
+
+common::on_every_backend!(
+    each_selection_holds_exactly_what_was_selected_and_restores_and_imports,
+    a_date_window_imports_into_a_profile_holding_the_older_part,
+    a_clean_backup_scores_excellent_and_a_missing_file_is_counted_and_named,
+    analytics_of_a_restored_profile_equal_those_of_its_source,
+    a_backup_is_one_consistent_snapshot,
+);

@@ -15,6 +15,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use fzip_engine::jobs::{self, CancelOutcome, statuses};
 use fzip_engine::now_ms;
+use fzip_store::Presign;
 use fzip_store::jobs::{Job, JobCursor, Work};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -346,6 +347,22 @@ fn download_link(state: &AppState, headers: &HeaderMap, job: &Job) -> Option<Dow
         expires = expires.min(e);
     }
     let filename = views::package_filename(job);
+    if state.engine.blobs.can_presign() {
+        // Straight from object storage (S3 signature V4).
+        let ttl = Duration::from_millis((expires - now).max(1000) as u64);
+        return match state.engine.blobs.presigned_url(Presign::Get, &key, ttl) {
+            Ok(Some(url)) => Some(DownloadLink {
+                url,
+                expires_at: expires,
+                filename,
+            }),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot presign a download URL");
+                None
+            }
+        };
+    }
     let token = state.signer.sign(&Grant {
         op: "get".into(),
         key,
@@ -368,16 +385,83 @@ pub async fn job_status(
     id: String,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let job = state.blocking(move |s| load(s, &user, family, &id)).await?;
+    let (job, link) = state
+        .blocking(move |s| {
+            let job = detect_upload(s, load(s, &user, family, &id)?)?;
+            let completed =
+                views::effective_status(&job, now_ms()) == statuses(job.job_type).completed;
+            let link = if family_produces(family) && completed {
+                download_link(s, &headers, &job)
+            } else {
+                None
+            };
+            Ok((job, link))
+        })
+        .await?;
     tracing::Span::current().record("job_id", job.job_id.as_str());
-    let now = now_ms();
-    let completed = views::effective_status(&job, now) == statuses(job.job_type).completed;
-    let link = if family_produces(family) && completed {
-        download_link(&state, &headers, &job)
-    } else {
-        None
+    Ok(axum::Json(views::status(&job, family, now_ms(), link)).into_response())
+}
+
+/// With presigned uploads the package goes straight to object storage, so the server learns
+/// of it when asked: a job still waiting for its package whose upload key now holds an object
+/// takes it as its package (and, in the upload-URL flow, starts validating it).
+fn detect_upload(s: &AppState, job: Job) -> ApiResult<Job> {
+    let st = statuses(job.job_type);
+    if !s.engine.blobs.can_presign()
+        || job.job_type.produces_package()
+        || job.status != st.initial
+        || job.package_key.is_some()
+    {
+        return Ok(job);
+    }
+    let key = jobs::upload_key(&job.user_id, &job.job_id);
+    let Some(meta) = s.engine.blobs.head(&key)? else {
+        return Ok(job);
     };
-    Ok(axum::Json(views::status(&job, family, now, link)).into_response())
+    let max = s.config.max_upload_bytes;
+    let too_large = meta.size > max;
+    if too_large || meta.size == 0 {
+        s.engine.blobs.delete(&key)?;
+    }
+    if meta.size == 0 {
+        return Ok(job);
+    }
+    let ttl = s.config.package_ttl.as_millis() as i64;
+    let updated = jobs::modify(s.jobs.as_ref(), &job.user_id, &job.job_id, |j| {
+        let now = now_ms();
+        if j.status != st.initial || j.package_key.is_some() {
+            return Ok::<(), ApiError>(()); // another request got there first
+        }
+        if too_large {
+            j.status = st.failed;
+            j.error = Some(format!(
+                "the uploaded package ({} bytes) is larger than this server accepts ({max} bytes); it was deleted",
+                meta.size
+            ));
+            j.error_code = Some("PACKAGE_TOO_LARGE".into());
+            j.completed_at = Some(now);
+            j.updated_at = now;
+            return Ok(());
+        }
+        jobs::package_uploaded(j, &key, meta.size, None, now).map_err(ApiError::from)?;
+        j.expires_at = Some(now.saturating_add(ttl));
+        Ok(())
+    })?;
+    let job = match updated {
+        Some((j, ())) => j,
+        None => return Ok(job),
+    };
+    if job.work.is_some() {
+        s.work_ready.notify_waiters();
+    }
+    s.audit(
+        &job.user_id,
+        "package.upload",
+        Some(&job.job_id),
+        if too_large { "PACKAGE_TOO_LARGE" } else { "ok" },
+        Some(format!("{} bytes, presigned", meta.size)),
+    );
+    Ok(job)
 }
 
 fn family_produces(f: Family) -> bool {
@@ -431,13 +515,19 @@ pub async fn download(
         }
         _ => {}
     }
-    let link = download_link(&state, &headers, &job).ok_or_else(|| {
-        ApiError::gone(format!(
-            "FZIP {} package {} is no longer stored",
-            family.noun(),
-            job.job_id
-        ))
-    })?;
+    let link = state
+        .blocking({
+            let (headers, job) = (headers.clone(), job.clone());
+            move |s| Ok(download_link(s, &headers, &job))
+        })
+        .await?
+        .ok_or_else(|| {
+            ApiError::gone(format!(
+                "FZIP {} package {} is no longer stored",
+                family.noun(),
+                job.job_id
+            ))
+        })?;
     state.audit(&user, "package.download", Some(&job.job_id), "ok", None);
     if wants_json(&headers, &q) {
         let mut body = json!({
@@ -595,8 +685,36 @@ fn upload_grant(state: &AppState, job: &Job) -> (Grant, String) {
 
 fn upload_url_json(state: &AppState, headers: &HeaderMap, job: &Job) -> Value {
     let (grant, token) = upload_grant(state, job);
-    let url = format!("{}/fzip/upload/{token}", base_url(state, headers));
     let ttl = state.config.url_ttl.as_secs();
+    if state.engine.blobs.can_presign() {
+        // Straight into object storage: PUT the package, then call …/{id}/upload (or poll the
+        // status, which notices the upload).
+        match state
+            .engine
+            .blobs
+            .presigned_url(Presign::Put, &grant.key, state.config.url_ttl)
+        {
+            Ok(Some(url)) => {
+                return json!({
+                    "url": url,
+                    "putUrl": url,
+                    "method": "PUT",
+                    "headers": { "Content-Type": "application/zip" },
+                    "fields": {},
+                    "key": grant.key,
+                    "expires": ttl,
+                    "expiresIn": ttl,
+                    "expiresAt": grant.exp,
+                    "maxSize": state.config.max_upload_bytes,
+                });
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot presign an upload URL; the server takes the upload")
+            }
+        }
+    }
+    let url = format!("{}/fzip/upload/{token}", base_url(state, headers));
     json!({
         "url": url,
         "putUrl": url,
@@ -716,7 +834,13 @@ pub async fn create_consumer_job(
         ),
     );
     if let Some(o) = body.as_object_mut() {
-        o.insert("uploadUrl".into(), upload_url_json(&state, &headers, &job));
+        let upload = state
+            .blocking({
+                let (headers, job) = (headers.clone(), job.clone());
+                move |s| Ok(upload_url_json(s, &headers, &job))
+            })
+            .await?;
+        o.insert("uploadUrl".into(), upload);
     }
     Ok(accepted(family, &job, body))
 }
@@ -745,7 +869,12 @@ pub async fn upload_url(
         None,
     );
     metrics::counter!("fzip_jobs_created_total", "type" => family.noun()).increment(1);
-    let mut body = upload_url_json(&state, &headers, &job);
+    let mut body = state
+        .blocking({
+            let (headers, job) = (headers.clone(), job.clone());
+            move |s| Ok(upload_url_json(s, &headers, &job))
+        })
+        .await?;
     if let Some(o) = body.as_object_mut() {
         o.insert(family.id_key().into(), json!(job.job_id));
         o.insert("jobId".into(), json!(job.job_id));
@@ -794,6 +923,12 @@ pub async fn begin_validation(
     family: Family,
     id: String,
 ) -> ApiResult<Response> {
+    state
+        .blocking({
+            let (user, id) = (user.clone(), id.clone());
+            move |s| detect_upload(s, load(s, &user, family, &id)?)
+        })
+        .await?;
     simple_transition(
         state,
         user,

@@ -331,7 +331,8 @@ pub async fn upload(
                 let ttl = s.config.package_ttl.as_millis() as i64;
                 jobs::modify(s.jobs.as_ref(), &g.user, &g.job, |j| {
                     let now = now_ms();
-                    jobs::package_uploaded(j, &g.key, size, &sha, now).map_err(ApiError::from)?;
+                    jobs::package_uploaded(j, &g.key, size, Some(&sha), now)
+                        .map_err(ApiError::from)?;
                     // The uploaded package is kept as long as a backup's would be.
                     j.expires_at = Some(now.saturating_add(ttl));
                     Ok::<(), ApiError>(())

@@ -10,9 +10,12 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
+use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::buffered::BufWriter;
 use object_store::local::LocalFileSystem;
 use object_store::path::{Path, PathPart};
+use object_store::prefix::PrefixStore;
+use object_store::signer::Signer;
 use object_store::{ObjectStore, ObjectStoreExt};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
@@ -56,12 +59,40 @@ impl Drop for RuntimeGuard {
     }
 }
 
+/// Where an S3 bucket is; `None` fields come from the AWS environment variables.
+#[derive(Clone, Debug, Default)]
+pub struct S3Options {
+    pub bucket: String,
+    /// Keys live under this prefix (no leading or trailing `/`); empty for the bucket root.
+    pub prefix: String,
+    /// `http(s)://host:port` of an S3-compatible server.
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+}
+
+/// What a presigned URL allows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Presign {
+    Get,
+    Put,
+}
+
+/// Signs URLs that reach objects directly (S3), keys relative to a prefix.
+#[derive(Clone)]
+struct Presigner {
+    s3: Arc<AmazonS3>,
+    prefix: Option<Path>,
+}
+
 /// Blob storage with a synchronous, streaming interface.
 #[derive(Clone)]
 pub struct BlobStore {
     store: Arc<dyn ObjectStore>,
     runtime: Arc<RuntimeGuard>,
     description: String,
+    presigner: Option<Presigner>,
 }
 
 impl std::fmt::Debug for BlobStore {
@@ -94,7 +125,109 @@ impl BlobStore {
             store,
             runtime: Arc::new(RuntimeGuard(Some(runtime))),
             description: description.into(),
+            presigner: None,
         })
+    }
+
+    /// An S3 bucket (or any S3-compatible server), optionally under a key prefix. Endpoint,
+    /// region and credentials come from the usual AWS environment variables
+    /// (`AWS_ENDPOINT_URL`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+    /// `AWS_SESSION_TOKEN`, …). Requests use path-style addressing unless
+    /// `AWS_VIRTUAL_HOSTED_STYLE_REQUEST=true`; an `http://` endpoint is allowed as given.
+    pub fn s3(bucket: &str, prefix: &str) -> Result<Self, StoreError> {
+        Self::s3_with(&S3Options {
+            bucket: bucket.to_string(),
+            prefix: prefix.to_string(),
+            ..Default::default()
+        })
+    }
+
+    /// An S3 bucket with settings given here (each overriding its environment variable).
+    pub fn s3_with(options: &S3Options) -> Result<Self, StoreError> {
+        let bucket = options.bucket.as_str();
+        let prefix = options.prefix.as_str();
+        let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+        let endpoint = options
+            .endpoint
+            .clone()
+            .or_else(|| std::env::var("AWS_ENDPOINT_URL_S3").ok())
+            .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok())
+            .or_else(|| std::env::var("AWS_ENDPOINT").ok())
+            .filter(|e| !e.is_empty());
+        if let Some(endpoint) = &endpoint {
+            builder = builder.with_endpoint(endpoint);
+            if endpoint.starts_with("http://") {
+                builder = builder.with_allow_http(true);
+            }
+        }
+        if let Some(region) = &options.region {
+            builder = builder.with_region(region);
+        }
+        if let Some(key) = &options.access_key_id {
+            builder = builder.with_access_key_id(key);
+        }
+        if let Some(secret) = &options.secret_access_key {
+            builder = builder.with_secret_access_key(secret);
+        }
+        let s3 = Arc::new(builder.build().map_err(|e| {
+            StoreError::Blob(format!(
+                "S3 bucket {bucket}: {e} (set AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and, for S3-compatible servers, AWS_ENDPOINT_URL)"
+            ))
+        })?);
+        let prefix = prefix.trim_matches('/');
+        let (store, prefix_path): (Arc<dyn ObjectStore>, Option<Path>) = if prefix.is_empty() {
+            (s3.clone(), None)
+        } else {
+            let path = Self::path(prefix)?;
+            (
+                Arc::new(PrefixStore::new(s3.clone(), path.clone())),
+                Some(path),
+            )
+        };
+        let description = match (&endpoint, prefix.is_empty()) {
+            (Some(e), true) => format!("s3://{bucket} at {e}"),
+            (Some(e), false) => format!("s3://{bucket}/{prefix} at {e}"),
+            (None, true) => format!("s3://{bucket}"),
+            (None, false) => format!("s3://{bucket}/{prefix}"),
+        };
+        let mut blobs = Self::new(store, description)?;
+        blobs.presigner = Some(Presigner {
+            s3,
+            prefix: prefix_path,
+        });
+        Ok(blobs)
+    }
+
+    /// True when clients can be handed presigned URLs that reach objects directly.
+    pub fn can_presign(&self) -> bool {
+        self.presigner.is_some()
+    }
+
+    /// A URL through which a client can `GET` or `PUT` the object at `key` for `ttl`, signed
+    /// by the object store (S3 signature V4); `None` when the store cannot sign (a local
+    /// folder: the server signs its own URLs then).
+    pub fn presigned_url(
+        &self,
+        method: Presign,
+        key: &str,
+        ttl: std::time::Duration,
+    ) -> Result<Option<String>, StoreError> {
+        let Some(p) = &self.presigner else {
+            return Ok(None);
+        };
+        let relative = Self::path(key)?;
+        let full = match &p.prefix {
+            Some(prefix) => Path::from_iter(prefix.parts().chain(relative.parts())),
+            None => relative,
+        };
+        let method = match method {
+            Presign::Get => http::Method::GET,
+            Presign::Put => http::Method::PUT,
+        };
+        let url = self
+            .block_on(p.s3.signed_url(method, &full, ttl))
+            .map_err(blob_err)?;
+        Ok(Some(url.to_string()))
     }
 
     /// A folder on the local disk (created if missing).

@@ -17,7 +17,7 @@ use fzip_model::{
 };
 use serde::Serialize;
 
-pub use blob::{BlobMeta, BlobStore};
+pub use blob::{BlobMeta, BlobStore, Presign, S3Options};
 pub use error::{StoreError, describe};
 pub use jobs::{
     AuditRecord, Job, JobCursor, JobPage, JobStatus, JobStore, JobType, ProgressAck, Work,

@@ -1,0 +1,150 @@
+//! Which database and which blob storage: the embedded default (SQLite files and a blob folder
+//! under the data directory), or what `--database-url` / `--blob-store` name.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, anyhow, bail};
+use fzip_store::jobs::JobStore;
+use fzip_store::{BlobStore, ProfileStore};
+use fzip_store_postgres::{PgJobStore, PgStore};
+use fzip_store_sqlite::{SqliteJobStore, SqliteStore};
+
+use crate::cli::Cli;
+
+/// A database location.
+pub enum Database {
+    /// SQLite: the profile database file; the job database is `jobs.db` beside it.
+    Sqlite { profiles: PathBuf, jobs: PathBuf },
+    /// PostgreSQL: profiles and jobs in one database (or schema).
+    Postgres { url: String },
+}
+
+impl Database {
+    pub fn from_cli(cli: &Cli) -> anyhow::Result<Database> {
+        match cli.database_url.as_deref() {
+            None => Ok(Database::sqlite(&cli.data_dir.join("fzip.db"))),
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                Ok(Database::Postgres {
+                    url: url.to_string(),
+                })
+            }
+            Some(url) => match url.strip_prefix("sqlite://") {
+                Some(path) if !path.is_empty() => Ok(Database::sqlite(Path::new(path))),
+                _ => bail!(
+                    "--database-url {url:?} is neither sqlite://PATH/fzip.db nor postgres://USER@HOST/DATABASE"
+                ),
+            },
+        }
+    }
+
+    fn sqlite(profiles: &Path) -> Database {
+        let jobs = profiles
+            .parent()
+            .map_or_else(|| PathBuf::from("jobs.db"), |dir| dir.join("jobs.db"));
+        Database::Sqlite {
+            profiles: profiles.to_path_buf(),
+            jobs,
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Database::Sqlite { profiles, .. } => format!("sqlite://{}", profiles.display()),
+            Database::Postgres { url } => fzip_store_postgres::PgTarget::parse(url)
+                .map(|t| t.describe().to_string())
+                .unwrap_or_else(|_| "postgres://…".into()),
+        }
+    }
+
+    pub fn profile_store(&self) -> anyhow::Result<Arc<dyn ProfileStore>> {
+        Ok(match self {
+            Database::Sqlite { profiles, .. } => {
+                ensure_parent(profiles)?;
+                Arc::new(
+                    SqliteStore::open(profiles).with_context(|| {
+                        format!("cannot open the database {}", profiles.display())
+                    })?,
+                )
+            }
+            Database::Postgres { url } => Arc::new(
+                PgStore::open(url)
+                    .with_context(|| format!("cannot open the database {}", self.describe()))?,
+            ),
+        })
+    }
+
+    pub fn job_store(&self) -> anyhow::Result<Arc<dyn JobStore>> {
+        Ok(match self {
+            Database::Sqlite { jobs, .. } => {
+                ensure_parent(jobs)?;
+                Arc::new(
+                    SqliteJobStore::open(jobs).with_context(|| {
+                        format!("cannot open the job database {}", jobs.display())
+                    })?,
+                )
+            }
+            Database::Postgres { url } => Arc::new(
+                PgJobStore::open(url)
+                    .with_context(|| format!("cannot open the database {}", self.describe()))?,
+            ),
+        })
+    }
+
+    /// Applies pending schema migrations; returns what was applied.
+    pub fn migrate(&self) -> anyhow::Result<Vec<String>> {
+        match self {
+            Database::Sqlite { profiles, jobs } => {
+                ensure_parent(profiles)?;
+                let mut applied = SqliteStore::migrate(profiles)
+                    .with_context(|| format!("migrating {}", profiles.display()))?;
+                applied.extend(
+                    SqliteJobStore::migrate(jobs)
+                        .with_context(|| format!("migrating {}", jobs.display()))?,
+                );
+                Ok(applied)
+            }
+            Database::Postgres { url } => fzip_store_postgres::migrate(url)
+                .with_context(|| format!("migrating {}", self.describe())),
+        }
+    }
+}
+
+fn ensure_parent(path: &Path) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent()
+        && !dir.as_os_str().is_empty()
+    {
+        fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    Ok(())
+}
+
+/// The blob storage `--blob-store` names: `file:///path`, `s3://bucket[/prefix]`, or by default
+/// the `blobs` folder in the data directory.
+pub fn blob_store(cli: &Cli) -> anyhow::Result<BlobStore> {
+    let spec = cli.blob_store.as_deref();
+    match spec {
+        None => {
+            let dir = cli.data_dir.join("blobs");
+            BlobStore::local(&dir)
+                .with_context(|| format!("cannot open blob storage in {}", dir.display()))
+        }
+        Some(s) if s.starts_with("s3://") => {
+            let rest = &s["s3://".len()..];
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.is_empty() {
+                bail!("--blob-store {s:?} names no bucket (s3://BUCKET[/PREFIX])");
+            }
+            BlobStore::s3(bucket, prefix.trim_matches('/'))
+                .with_context(|| format!("cannot open blob storage {s}"))
+        }
+        Some(s) => match s.strip_prefix("file://") {
+            Some(path) if !path.is_empty() => BlobStore::local(Path::new(path))
+                .with_context(|| format!("cannot open blob storage in {path}")),
+            _ => Err(anyhow!(
+                "--blob-store {s:?} is neither file:///PATH nor s3://BUCKET[/PREFIX]"
+            )),
+        },
+    }
+}

@@ -1,0 +1,284 @@
+//! Connections: the URL (with fzip's `schema` parameter), a small pool of open connections, and
+//! per-connection prepared statements.
+
+use std::collections::HashMap;
+use std::ops::{Deref, DerefMut};
+use std::sync::Mutex;
+
+use fzip_store::{Result, StoreError};
+use postgres::{Client, Config, NoTls, Statement};
+
+use crate::pg_err;
+
+/// Where the database is: a `postgres://` URL, optionally with `schema=NAME` (fzip's own
+/// parameter: every table lives in that schema, created by `fzip migrate`).
+#[derive(Clone)]
+pub struct PgTarget {
+    pub(crate) config: Config,
+    pub(crate) schema: Option<String>,
+    /// `bulk=rows` asks for row-by-row inserts instead of `COPY` (for measuring only).
+    pub(crate) row_by_row: bool,
+    description: String,
+}
+
+impl std::fmt::Debug for PgTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.description)
+    }
+}
+
+fn valid_schema(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c == '_')
+        && name.len() <= 63
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+impl PgTarget {
+    /// Parses `postgres://user[:password]@host[:port]/database[?param=value&…]`. Besides the
+    /// driver's parameters (`sslmode`, `connect_timeout`, `application_name`, …), `schema=NAME`
+    /// puts fzip's tables in that schema (lower-case letters, digits and `_`), and `bulk=rows`
+    /// makes restores insert row by row instead of with `COPY` (only to measure the difference).
+    pub fn parse(url: &str) -> Result<Self> {
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(StoreError::Database(
+                "a PostgreSQL URL starts with postgres:// (postgres://user@host:5432/database)"
+                    .into(),
+            ));
+        }
+        let (base, query) = url.split_once('?').unwrap_or((url, ""));
+        let mut kept = Vec::new();
+        let mut schema = None;
+        let mut row_by_row = false;
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            match pair {
+                "bulk=rows" => {
+                    row_by_row = true;
+                    continue;
+                }
+                "bulk=copy" => continue,
+                _ => {}
+            }
+            match pair.strip_prefix("schema=") {
+                Some(name) if valid_schema(name) => schema = Some(name.to_string()),
+                Some(name) => {
+                    return Err(StoreError::Database(format!(
+                        "schema {name:?} in the database URL is not a plain name (lower-case letters, digits, _)"
+                    )));
+                }
+                None => kept.push(pair),
+            }
+        }
+        let rebuilt = if kept.is_empty() {
+            base.to_string()
+        } else {
+            format!("{base}?{}", kept.join("&"))
+        };
+        let mut config: Config = rebuilt
+            .parse()
+            .map_err(|e| StoreError::Database(format!("the database URL cannot be used: {e}")))?;
+        if config.get_application_name().is_none() {
+            config.application_name("fzip");
+        }
+        let hosts: Vec<String> = config
+            .get_hosts()
+            .iter()
+            .map(|h| match h {
+                postgres::config::Host::Tcp(name) => name.clone(),
+                postgres::config::Host::Unix(path) => path.display().to_string(),
+            })
+            .collect();
+        let port = config.get_ports().first().copied().unwrap_or(5432);
+        let description = format!(
+            "postgres://{}@{}:{port}/{}{}",
+            config.get_user().unwrap_or(""),
+            hosts.join(","),
+            config.get_dbname().unwrap_or(""),
+            schema
+                .as_deref()
+                .map(|s| format!("?schema={s}"))
+                .unwrap_or_default()
+        );
+        Ok(PgTarget {
+            config,
+            schema,
+            row_by_row,
+            description,
+        })
+    }
+
+    /// The URL without its password, for messages.
+    pub fn describe(&self) -> &str {
+        &self.description
+    }
+
+    pub fn schema(&self) -> Option<&str> {
+        self.schema.as_deref()
+    }
+
+    /// A new connection, with fzip's schema first on its search path.
+    pub(crate) fn connect(&self) -> Result<Client> {
+        let mut client = self.config.connect(NoTls).map_err(|e| {
+            StoreError::Database(format!(
+                "cannot connect to {}: {}",
+                self.description,
+                crate::error_text(&e)
+            ))
+        })?;
+        if let Some(schema) = &self.schema {
+            client
+                .batch_execute(&format!("SET search_path TO \"{schema}\""))
+                .map_err(pg_err)?;
+        }
+        Ok(client)
+    }
+}
+
+/// An open connection and the statements prepared on it.
+pub(crate) struct Conn {
+    pub(crate) client: Client,
+    statements: HashMap<String, Statement>,
+}
+
+impl Conn {
+    /// A statement prepared once per connection.
+    pub(crate) fn prepared(&mut self, sql: &str) -> Result<Statement> {
+        if let Some(s) = self.statements.get(sql) {
+            return Ok(s.clone());
+        }
+        let statement = self.client.prepare(sql).map_err(pg_err)?;
+        if self.statements.len() > 256 {
+            self.statements.clear();
+        }
+        self.statements.insert(sql.to_string(), statement.clone());
+        Ok(statement)
+    }
+}
+
+/// A few open connections kept for reuse.
+pub(crate) struct Pool {
+    pub(crate) target: PgTarget,
+    idle: Mutex<Vec<Conn>>,
+    max_idle: usize,
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool")
+            .field("target", &self.target)
+            .finish()
+    }
+}
+
+impl Pool {
+    pub(crate) fn new(target: PgTarget, max_idle: usize) -> Self {
+        Pool {
+            target,
+            idle: Mutex::new(Vec::new()),
+            max_idle,
+        }
+    }
+
+    pub(crate) fn get(&self) -> Result<Pooled<'_>> {
+        let idle = self.idle.lock().ok().and_then(|mut v| v.pop());
+        let conn = match idle {
+            Some(c) if !c.client.is_closed() => c,
+            _ => Conn {
+                client: self.target.connect()?,
+                statements: HashMap::new(),
+            },
+        };
+        Ok(Pooled {
+            pool: self,
+            conn: Some(conn),
+            in_transaction: false,
+        })
+    }
+}
+
+/// A connection borrowed from the pool; back to it when dropped (rolled back first if a
+/// transaction is still open, and discarded if that fails).
+pub(crate) struct Pooled<'a> {
+    pool: &'a Pool,
+    conn: Option<Conn>,
+    pub(crate) in_transaction: bool,
+}
+
+impl Pooled<'_> {
+    /// Starts a transaction with `begin` (`BEGIN …`).
+    pub(crate) fn begin(&mut self, begin: &str) -> Result<()> {
+        self.client.batch_execute(begin).map_err(pg_err)?;
+        self.in_transaction = true;
+        Ok(())
+    }
+
+    pub(crate) fn commit(&mut self) -> Result<()> {
+        self.in_transaction = false;
+        self.client.batch_execute("COMMIT").map_err(pg_err)
+    }
+}
+
+impl Deref for Pooled<'_> {
+    type Target = Conn;
+    fn deref(&self) -> &Conn {
+        // Present from construction until drop.
+        match &self.conn {
+            Some(c) => c,
+            None => unreachable_conn(),
+        }
+    }
+}
+
+impl DerefMut for Pooled<'_> {
+    fn deref_mut(&mut self) -> &mut Conn {
+        match &mut self.conn {
+            Some(c) => c,
+            None => unreachable_conn(),
+        }
+    }
+}
+
+#[allow(clippy::panic)]
+fn unreachable_conn() -> ! {
+    panic!("a pooled connection is used after it was returned")
+}
+
+impl Drop for Pooled<'_> {
+    fn drop(&mut self) {
+        let Some(mut conn) = self.conn.take() else {
+            return;
+        };
+        if self.in_transaction && conn.client.batch_execute("ROLLBACK").is_err() {
+            return; // broken: close it
+        }
+        if conn.client.is_closed() {
+            return;
+        }
+        if let Ok(mut idle) = self.pool.idle.lock()
+            && idle.len() < self.pool.max_idle
+        {
+            idle.push(conn);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_keep_the_schema_apart_and_hide_the_password() {
+        let t = PgTarget::parse(
+            "postgres://fzip:secret@db.example:6543/profiles?schema=tenant_1&connect_timeout=5",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(t.schema(), Some("tenant_1"));
+        assert_eq!(
+            t.describe(),
+            "postgres://fzip@db.example:6543/profiles?schema=tenant_1"
+        );
+        assert!(!t.describe().contains("secret"));
+        assert!(PgTarget::parse("postgres://h/db?schema=Bad;drop").is_err());
+        assert!(PgTarget::parse("mysql://h/db").is_err());
+    }
+}
