@@ -13,16 +13,50 @@ use serde_json::{Value, json};
 
 const FZIP: &str = env!("CARGO_BIN_EXE_fzip");
 
-/// A data directory and the servers started on it.
+/// A data directory, the database and blob storage, and the servers started on them.
 struct Env {
     dir: tempfile::TempDir,
+    /// Environment of every `fzip` this test runs (which database, which blob storage).
+    vars: Vec<(String, String)>,
+    /// Where the blob storage keeps its objects on disk (a folder, or the S3 server's).
+    blob_root: PathBuf,
+    _guards: Vec<Box<dyn std::any::Any>>,
 }
 
 impl Env {
+    /// The embedded default: SQLite and a blob folder in the data directory.
     fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let blob_root = dir.path().join("data").join("blobs");
         Env {
-            dir: tempfile::tempdir().unwrap(),
+            dir,
+            vars: Vec::new(),
+            blob_root,
+            _guards: Vec::new(),
         }
+    }
+
+    /// PostgreSQL (a schema of its own, migrated) and S3 (a server of its own, checking
+    /// signatures); `None` when PostgreSQL is missing and `FZIP_SKIP_POSTGRES=1`.
+    fn postgres_s3() -> Option<Self> {
+        let schema = fzip_store_postgres::testing::TestSchema::create().unwrap()?;
+        let s3 = fzip_test_s3::S3Server::start("fzip").unwrap();
+        let mut vars = vec![
+            ("FZIP_DATABASE_URL".to_string(), schema.url.clone()),
+            ("FZIP_BLOB_STORE".to_string(), "s3://fzip/svc".to_string()),
+        ];
+        vars.extend(s3.env());
+        let blob_root = s3.object_path("svc");
+        Some(Env {
+            dir: tempfile::tempdir().unwrap(),
+            vars,
+            blob_root,
+            _guards: vec![Box::new(schema), Box::new(s3)],
+        })
+    }
+
+    fn blobs(&self) -> &Path {
+        &self.blob_root
     }
 
     fn data(&self) -> PathBuf {
@@ -37,6 +71,7 @@ impl Env {
     fn cli(&self, args: &[&str]) -> (i32, String) {
         let out = Command::new(FZIP)
             .env("FZIP_DATA_DIR", self.data())
+            .envs(self.vars.iter().cloned())
             .args(args)
             .output()
             .unwrap();
@@ -66,8 +101,15 @@ impl Env {
     }
 
     fn serve(&self, extra: &[&str]) -> Server {
+        self.serve_with(extra, &[], &self.data())
+    }
+
+    /// A server with its own data directory and extra environment.
+    fn serve_with(&self, extra: &[&str], vars: &[(&str, &str)], data: &Path) -> Server {
         let mut child = Command::new(FZIP)
-            .env("FZIP_DATA_DIR", self.data())
+            .env("FZIP_DATA_DIR", data)
+            .envs(self.vars.iter().cloned())
+            .envs(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())))
             .env("FZIP_LOG", "info")
             .args([
                 "serve",
@@ -245,6 +287,17 @@ impl<'a> Api<'a> {
     fn upload_form(&self, family: &str, package: &Path, body: Value) -> String {
         let (code, v) = self.post(&format!("/fzip/{family}/upload-url"), body);
         assert_eq!(code, StatusCode::ACCEPTED, "{v}");
+        if v["method"] == "PUT" {
+            // Presigned straight into S3: the server notices the upload when polled.
+            let r = client()
+                .put(v["url"].as_str().unwrap())
+                .header("content-type", "application/zip")
+                .body(std::fs::read(package).unwrap())
+                .send()
+                .unwrap();
+            assert!(r.status().is_success(), "{}", r.text().unwrap_or_default());
+            return v["jobId"].as_str().unwrap().to_string();
+        }
         let mut form = reqwest::blocking::multipart::Form::new();
         for (k, val) in v["fields"].as_object().unwrap() {
             form = form.text(k.clone(), val.as_str().unwrap().to_string());
@@ -271,9 +324,7 @@ impl<'a> Api<'a> {
     }
 }
 
-#[test]
-fn backup_download_restore_end_to_end() {
-    let env = Env::new();
+fn backup_download_restore_end_to_end(env: Env) {
     env.cli_ok(&[
         "demo-profile",
         "--user",
@@ -397,7 +448,7 @@ fn backup_download_restore_end_to_end() {
         .body(std::fs::read(&package).unwrap())
         .send()
         .unwrap();
-    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert!(r.status().is_success(), "{}", r.status());
     let uploaded = carol.get(&format!("/fzip/restore/{cid}/status")).1;
     assert_eq!(
         uploaded["status"], "restore_uploaded",
@@ -420,8 +471,8 @@ fn backup_download_restore_end_to_end() {
         StatusCode::NOT_FOUND
     );
     assert!(
-        !env.data().join("blobs/uploads/carol").exists()
-            || std::fs::read_dir(env.data().join("blobs/uploads/carol"))
+        !env.blobs().join("uploads/carol").exists()
+            || std::fs::read_dir(env.blobs().join("uploads/carol"))
                 .unwrap()
                 .next()
                 .is_none()
@@ -433,13 +484,11 @@ fn backup_download_restore_end_to_end() {
         alice.get(&format!("/fzip/backup/{id}/download")).0,
         StatusCode::NOT_FOUND
     );
-    let packages = env.data().join("blobs/packages/alice");
+    let packages = env.blobs().join("packages/alice");
     assert!(!packages.exists() || std::fs::read_dir(&packages).unwrap().next().is_none());
 }
 
-#[test]
-fn other_users_ids_are_not_found_and_tokens_are_checked() {
-    let env = Env::new();
+fn other_users_ids_are_not_found_and_tokens_are_checked(env: Env) {
     env.cli_ok(&[
         "demo-profile",
         "--user",
@@ -586,7 +635,7 @@ fn other_users_ids_are_not_found_and_tokens_are_checked() {
     assert_eq!(http.get(&url).send().unwrap().status(), StatusCode::OK);
     let mut tampered = url.clone().into_bytes();
     let at = tampered.len() - 40;
-    tampered[at] = if tampered[at] == b'A' { b'B' } else { b'A' };
+    tampered[at] = if tampered[at] == b'0' { b'1' } else { b'0' };
     let tampered = String::from_utf8(tampered).unwrap();
     assert_eq!(
         http.get(&tampered).send().unwrap().status(),
@@ -606,9 +655,7 @@ fn chrono_now() -> i64 {
         .as_secs() as i64
 }
 
-#[test]
-fn cancel_retry_and_restart() {
-    let env = Env::new();
+fn cancel_retry_and_restart(env: Env) {
     env.cli_ok(&[
         "-q",
         "demo-profile",
@@ -734,9 +781,7 @@ fn cancel_retry_and_restart() {
     );
 }
 
-#[test]
-fn legacy_export_and_import_routes() {
-    let env = Env::new();
+fn legacy_export_and_import_routes(env: Env) {
     env.cli_ok(&[
         "demo-profile",
         "--user",
@@ -840,9 +885,7 @@ fn legacy_export_and_import_routes() {
     assert_eq!(env.summary("bob")["transactions"], 500);
 }
 
-#[test]
-fn selective_backups_through_the_api() {
-    let env = Env::new();
+fn selective_backups_through_the_api(env: Env) {
     env.cli_ok(&[
         "demo-profile",
         "--user",
@@ -1284,9 +1327,7 @@ fn rs256_tokens_from_a_jwks_url() {
     }
 }
 
-#[test]
-fn graceful_shutdown_rolls_back_and_requeues_running_work() {
-    let env = Env::new();
+fn graceful_shutdown_rolls_back_and_requeues_running_work(env: Env) {
     env.cli_ok(&[
         "-q",
         "demo-profile",
@@ -1347,4 +1388,253 @@ fn graceful_shutdown_rolls_back_and_requeues_running_work() {
     let done = bob.wait_restore("restore", &rid, &["restore_completed", "restore_failed"]);
     assert_eq!(done["status"], "restore_completed", "{done}");
     assert_eq!(env.summary("bob")["transactions"], 200000);
+}
+
+/// Each of these runs once on SQLite + a blob folder (server-signed URLs) and once on
+/// PostgreSQL + S3 (presigned URLs).
+macro_rules! on_every_backend {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite_local {
+            $( #[test] fn $name() { super::$name(super::Env::new()); } )*
+        }
+        mod postgres_s3 {
+            $(
+                #[test]
+                fn $name() {
+                    if let Some(env) = super::Env::postgres_s3() {
+                        super::$name(env);
+                    }
+                }
+            )*
+        }
+    };
+}
+
+on_every_backend!(
+    backup_download_restore_end_to_end,
+    other_users_ids_are_not_found_and_tokens_are_checked,
+    cancel_retry_and_restart,
+    legacy_export_and_import_routes,
+    selective_backups_through_the_api,
+    graceful_shutdown_rolls_back_and_requeues_running_work,
+);
+
+/// One interval during which a server ran a piece of a job's work.
+#[derive(Debug, Clone)]
+struct Run {
+    server: &'static str,
+    job: String,
+    work: String,
+    start: chrono::DateTime<chrono::Utc>,
+    end: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// The "job started" / "job ended" lines of a server's JSON log.
+fn runs(server: &'static str, log: &str) -> Vec<Run> {
+    let mut open: std::collections::HashMap<(String, String), Run> = Default::default();
+    let mut out = Vec::new();
+    for line in log.lines() {
+        let Ok(v) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
+        let message = v["fields"]["message"].as_str().unwrap_or("");
+        let (Some(job), Some(work)) = (v["span"]["job_id"].as_str(), v["span"]["work"].as_str())
+        else {
+            continue;
+        };
+        let at: chrono::DateTime<chrono::Utc> = v["timestamp"].as_str().unwrap().parse().unwrap();
+        let key = (job.to_string(), work.to_string());
+        match message {
+            "job started" => {
+                open.insert(
+                    key,
+                    Run {
+                        server,
+                        job: job.to_string(),
+                        work: work.to_string(),
+                        start: at,
+                        end: None,
+                    },
+                );
+            }
+            "job ended" => {
+                if let Some(mut r) = open.remove(&key) {
+                    r.end = Some(at);
+                    out.push(r);
+                }
+            }
+            _ => {}
+        }
+    }
+    out.extend(open.into_values());
+    out
+}
+
+/// Acceptance (scale-out): two servers on one PostgreSQL + S3 share 20 backups and 20
+/// restores; every job finishes exactly once; killing one server mid-job lets the other take
+/// its jobs over; no job ever runs on both at the same time.
+#[test]
+fn two_servers_share_the_work_and_survive_a_crash() {
+    let Some(env) = Env::postgres_s3() else {
+        return;
+    };
+    const N: usize = 20;
+    for i in 0..N {
+        env.cli_ok(&[
+            "-q",
+            "demo-profile",
+            "--user",
+            &format!("u{i}"),
+            "--transactions",
+            &(3_000 + i * 10).to_string(),
+            "--files",
+            "2",
+            "--seed",
+            &i.to_string(),
+        ]);
+    }
+    // Separate data directories; the secrets every server must share come from the
+    // environment, as in a real deployment.
+    let secrets = [
+        ("FZIP_JWT_SECRET", "a-shared-jwt-secret-of-32-bytes-or-more"),
+        (
+            "FZIP_URL_SIGNING_KEY",
+            "a-shared-url-signing-key-32-bytes-min",
+        ),
+    ];
+    let (dir_a, dir_b) = (env.path("server-a"), env.path("server-b"));
+    let args = ["--workers", "2", "--log-format", "json"];
+    let a = env.serve_with(&args, &secrets, &dir_a);
+    let b = env.serve_with(&args, &secrets, &dir_b);
+    let token = |user: &str| {
+        let out = Command::new(FZIP)
+            .env("FZIP_DATA_DIR", &dir_a)
+            .envs(secrets.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+            .args(["token", "--user", user])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let via = |i: usize| if i.is_multiple_of(2) { &a } else { &b };
+
+    // 20 backups, started through both servers.
+    let mut backups = Vec::new();
+    for i in 0..N {
+        let api = Api::new(via(i), token(&format!("u{i}")));
+        backups.push(api.backup());
+    }
+    let mut packages = Vec::new();
+    for (i, id) in backups.iter().enumerate() {
+        // Polled through the other server.
+        let api = Api::new(via(i + 1), token(&format!("u{i}")));
+        let status = api.wait_backup(id);
+        assert_eq!(status["dataSummary"]["transactions"], 3_000 + i * 10);
+        let package = env.path(&format!("u{i}.fzip"));
+        api.download(id, &package);
+        packages.push(package);
+    }
+
+    // 20 restores into empty profiles, uploaded straight to S3, confirmed through both.
+    let mut restores = Vec::new();
+    for (i, package) in packages.iter().enumerate() {
+        let api = Api::new(via(i), token(&format!("r{i}")));
+        let id = api.upload_form("restore", package, json!({}));
+        restores.push(id);
+    }
+    for (i, id) in restores.iter().enumerate() {
+        let api = Api::new(via(i + 1), token(&format!("r{i}")));
+        let v = api.wait_restore("restore", id, &["restore_awaiting_confirmation"]);
+        assert_eq!(v["summary"]["transactions"]["count"], 3_000 + i * 10);
+    }
+    for (i, id) in restores.iter().enumerate() {
+        let api = Api::new(via(i), token(&format!("r{i}")));
+        let (code, v) = api.post(&format!("/fzip/restore/{id}/start"), json!({}));
+        assert_eq!(code, StatusCode::ACCEPTED, "{v}");
+    }
+    // Kill server A while it is restoring.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let log = a.log.lock().unwrap().clone();
+        let busy = runs("a", &log)
+            .iter()
+            .any(|r| r.work == "restore" && r.end.is_none());
+        if busy {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "server A never started a restore"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let a_log_at_kill = {
+        let log = a.log.clone();
+        a.kill();
+        log.lock().unwrap().clone()
+    };
+    let killed_at = chrono::Utc::now();
+    let interrupted: Vec<Run> = runs("a", &a_log_at_kill)
+        .into_iter()
+        .filter(|r| r.end.is_none())
+        .collect();
+    assert!(!interrupted.is_empty());
+
+    // Server B finishes everything, the interrupted restores included.
+    for (i, id) in restores.iter().enumerate() {
+        let api = Api::new(&b, token(&format!("r{i}")));
+        let v = api.wait_restore("restore", id, &["restore_completed", "restore_failed"]);
+        assert_eq!(v["status"], "restore_completed", "{v}");
+    }
+    for i in 0..N {
+        let s = env.summary(&format!("r{i}"));
+        assert_eq!(s["transactions"], 3_000 + i * 10, "r{i}: {s}");
+        assert_eq!(s["transactionFiles"], 2);
+        assert_eq!(s["filesWithContent"], 2);
+    }
+
+    // Every job's work ran to its end exactly once, and never on two servers at once.
+    let b_log = b.log.lock().unwrap().clone();
+    let mut all = runs("a", &a_log_at_kill);
+    all.extend(runs("b", &b_log));
+    for r in &interrupted {
+        assert!(
+            all.iter().any(|o| o.server == "b"
+                && o.job == r.job
+                && o.work == r.work
+                && o.start > killed_at - chrono::Duration::milliseconds(50)
+                && o.end.is_some()),
+            "server B did not take over {r:?}"
+        );
+    }
+    for id in backups.iter().chain(&restores) {
+        let mine: Vec<&Run> = all.iter().filter(|r| &r.job == id).collect();
+        for (x, p) in mine.iter().enumerate() {
+            for q in mine.iter().skip(x + 1) {
+                let p_end = p.end.unwrap_or(killed_at);
+                let q_end = q.end.unwrap_or(killed_at);
+                assert!(
+                    p_end <= q.start || q_end <= p.start,
+                    "job {id} ran twice at once: {p:?} and {q:?}"
+                );
+            }
+        }
+        for work in ["backup", "validate", "restore"] {
+            let finished = mine
+                .iter()
+                .filter(|r| r.work == work && r.end.is_some())
+                .count();
+            assert!(finished <= 1, "job {id}: {work} finished {finished} times");
+        }
+    }
+    let per_server = |s: &str| all.iter().filter(|r| r.server == s).count();
+    eprintln!(
+        "runs: server A {} (killed during {}), server B {}",
+        per_server("a"),
+        interrupted.len(),
+        per_server("b")
+    );
+    assert!(
+        per_server("a") > 0 && per_server("b") > 0,
+        "the work was not shared"
+    );
 }

@@ -731,7 +731,10 @@ fn run_backup(
     file.seek(SeekFrom::Start(0))?;
     progress.phase("uploading_package", 0);
     let key = package_key(job);
-    let (size, digest) = w.engine.blobs.put_reader(&key, &mut file)?;
+    let (size, digest) = w
+        .engine
+        .blobs
+        .put_reader_as(&key, &mut file, Some("application/zip"))?;
     drop(staging);
     let sha = hex::encode(digest);
     let now = now_ms();

@@ -249,16 +249,41 @@ impl Drop for Pooled<'_> {
             return;
         };
         if self.in_transaction && conn.client.batch_execute("ROLLBACK").is_err() {
-            return; // broken: close it
+            close(vec![conn]); // broken
+            return;
         }
         if conn.client.is_closed() {
             return;
         }
-        if let Ok(mut idle) = self.pool.idle.lock()
-            && idle.len() < self.pool.max_idle
-        {
-            idle.push(conn);
+        match self.pool.idle.lock() {
+            Ok(mut idle) if idle.len() < self.pool.max_idle => idle.push(conn),
+            _ => close(vec![conn]),
         }
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        let idle = match self.idle.get_mut() {
+            Ok(v) => std::mem::take(v),
+            Err(poisoned) => std::mem::take(poisoned.into_inner()),
+        };
+        close(idle);
+    }
+}
+
+/// Closes connections on a thread of their own: the driver blocks on its own runtime to say
+/// goodbye, which must not happen on an async runtime's thread (a server dropping its store
+/// while shutting down, say).
+fn close(conns: Vec<Conn>) {
+    if conns.is_empty() {
+        return;
+    }
+    if let Ok(handle) = std::thread::Builder::new()
+        .name("fzip-pg-close".into())
+        .spawn(move || drop(conns))
+    {
+        let _ = handle.join();
     }
 }
 

@@ -280,13 +280,27 @@ impl BlobStore {
 
     /// Stores everything `reader` yields under `key`, streaming, and returns (size, SHA-256).
     /// The object appears only when complete.
-    pub fn put_reader(
+    pub fn put_reader(&self, key: &str, reader: impl Read) -> Result<(u64, [u8; 32]), StoreError> {
+        self.put_reader_as(key, reader, None)
+    }
+
+    /// [`BlobStore::put_reader`], recording the object's content type (served with presigned
+    /// downloads), where the store keeps one.
+    pub fn put_reader_as(
         &self,
         key: &str,
         mut reader: impl Read,
+        content_type: Option<&str>,
     ) -> Result<(u64, [u8; 32]), StoreError> {
         let path = Self::path(key)?;
         let mut writer = BufWriter::with_capacity(self.store.clone(), path, 8 * CHUNK);
+        if let Some(ct) = content_type
+            && self.presigner.is_some()
+        {
+            let mut attributes = object_store::Attributes::new();
+            attributes.insert(object_store::Attribute::ContentType, ct.to_string().into());
+            writer = writer.with_attributes(attributes);
+        }
         let mut hasher = Sha256::new();
         let mut size = 0u64;
         let result = (|| -> Result<(), StoreError> {
