@@ -1087,6 +1087,107 @@ pub async fn cancel(
     .into_response())
 }
 
+// ---------------------------------------------------------------------------------------------
+// The profile (read-only, but for recomputing analytics)
+// ---------------------------------------------------------------------------------------------
+
+/// `GET /fzip/profile`: what the profile holds (the CLI's `fzip --json profile summary`).
+pub async fn profile_summary(state: AppState, user: String) -> ApiResult<Response> {
+    let summary = state
+        .blocking({
+            let user = user.clone();
+            move |s| Ok(s.engine.store.summary(&user)?)
+        })
+        .await?;
+    let mut body = serde_json::to_value(&summary).map_err(ApiError::internal)?;
+    if let Some(o) = body.as_object_mut() {
+        o.insert("userId".into(), json!(user));
+        o.insert("empty".into(), json!(summary.is_empty()));
+    }
+    Ok(axum::Json(body).into_response())
+}
+
+/// `GET /fzip/profile/analytics`: the analytics records the profile holds (nothing is
+/// computed), with the names of its accounts and categories to label them.
+pub async fn profile_analytics(state: AppState, user: String) -> ApiResult<Response> {
+    let body = state
+        .blocking(move |s| {
+            let records = fzip_engine::analytics::load(&s.engine, &user)?;
+            let mut snapshot = s.engine.store.snapshot(&user)?;
+            let mut accounts = Vec::new();
+            loop {
+                let batch = snapshot.next_accounts(fzip_store::DEFAULT_BATCH)?;
+                if batch.is_empty() {
+                    break;
+                }
+                accounts.extend(batch.into_iter().map(|a| {
+                    json!({
+                        "accountId": a.account_id,
+                        "accountName": a.account_name,
+                        "accountType": a.account_type.as_str(),
+                        "currency": a.currency.as_ref().map(|c| c.as_str()),
+                    })
+                }));
+            }
+            let mut categories = Vec::new();
+            loop {
+                let batch = snapshot.next_categories(fzip_store::DEFAULT_BATCH)?;
+                if batch.is_empty() {
+                    break;
+                }
+                categories.extend(batch.into_iter().map(|c| {
+                    json!({
+                        "categoryId": c.category_id,
+                        "name": c.name,
+                        "type": c.category_type.as_str(),
+                        "parentCategoryId": c.parent_category_id,
+                    })
+                }));
+            }
+            drop(snapshot);
+            let mut body = json!({
+                "userId": user,
+                "records": records,
+                "accounts": accounts,
+                "categories": categories,
+            });
+            strip_nulls(&mut body);
+            Ok(body)
+        })
+        .await?;
+    Ok(axum::Json(body).into_response())
+}
+
+/// Absent values are omitted, never `null`.
+fn strip_nulls(v: &mut Value) {
+    match v {
+        Value::Object(o) => {
+            o.retain(|_, x| !x.is_null());
+            o.values_mut().for_each(strip_nulls);
+        }
+        Value::Array(a) => a.iter_mut().for_each(strip_nulls),
+        _ => {}
+    }
+}
+
+/// `POST /fzip/profile/analytics/recompute`: recomputes the analytics fzip computes (one pass
+/// over the profile's transactions, in its own transaction).
+pub async fn recompute_analytics(state: AppState, user: String) -> ApiResult<Response> {
+    let result = state
+        .blocking({
+            let user = user.clone();
+            move |s| Ok(fzip_engine::analytics::recompute(&s.engine, &user)?)
+        })
+        .await;
+    let outcome = match &result {
+        Ok(_) => "ok",
+        Err(e) => e.code,
+    };
+    state.audit(&user, "analytics.recompute", None, outcome, None);
+    let report = result?;
+    Ok(axum::Json(report).into_response())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

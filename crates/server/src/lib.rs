@@ -6,6 +6,7 @@
 //! - [`auth`]: bearer JWTs (HS256 with a local secret, or RS256 from a JWKS URL).
 //! - [`workers`]: jobs run in a pool of workers, claimed with leases from the job table, never
 //!   inside a request; the sweeper removes expired packages.
+//! - [`web`]: the web page at `/` (compiled-in HTML, script and stylesheet) that drives the API.
 //!
 //! Requests and workers touch profiles only through [`fzip_engine`].
 #![forbid(unsafe_code)]
@@ -20,6 +21,7 @@ mod routes;
 pub mod signing;
 mod state;
 mod views;
+mod web;
 pub mod workers;
 
 use std::sync::Arc;
@@ -85,6 +87,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(api.clone())
         .nest("/api", api)
+        .merge(web::router())
         .layer(axum::middleware::from_fn(metrics::track))
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {

@@ -35,6 +35,7 @@ type Q = Query<HashMap<String, String>>;
         (name = "export", description = "Exports (the earlier design): backups under another name"),
         (name = "import", description = "Imports with merge strategies (the earlier design)"),
         (name = "files", description = "Signed package download and upload URLs"),
+        (name = "profile", description = "What the signed-in user's profile holds, and its analytics"),
         (name = "operations", description = "Health and metrics"),
     )
 )]
@@ -291,6 +292,32 @@ async fn upload_post(
     files::upload(state, token, request).await
 }
 
+#[utoipa::path(get, path = "/fzip/profile", tag = "profile",
+    responses((status = 200, description = "What the profile holds (the CLI's `fzip --json profile summary`): counts per collection, \
+                category rules, statement files with stored bytes and their size, the transaction date range, `empty`"),
+              (status = 401, description = "No valid token")),
+    security(("bearer" = [])))]
+async fn profile_summary(State(s): State<AppState>, User(u): User) -> ApiResult<Response> {
+    api::profile_summary(s, u).await
+}
+
+#[utoipa::path(get, path = "/fzip/profile/analytics", tag = "profile",
+    responses((status = 200, description = "{records, accounts, categories}: the analytics records the profile holds (`cash_flow` per \
+                account and month, `category_trends` per month), with account and category names to label them"),
+              (status = 401, description = "No valid token")),
+    security(("bearer" = [])))]
+async fn profile_analytics(State(s): State<AppState>, User(u): User) -> ApiResult<Response> {
+    api::profile_analytics(s, u).await
+}
+
+#[utoipa::path(post, path = "/fzip/profile/analytics/recompute", tag = "profile",
+    responses((status = 200, description = "{userId, records}: the analytics were computed again from the transactions"),
+              (status = 401, description = "No valid token")),
+    security(("bearer" = [])))]
+async fn recompute_analytics(State(s): State<AppState>, User(u): User) -> ApiResult<Response> {
+    api::recompute_analytics(s, u).await
+}
+
 #[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "{status: ok}")))]
 async fn healthz(State(s): State<AppState>) -> ApiResult<Response> {
     s.blocking(|st| Ok(st.jobs.list_audit(Some("-"), 1)?))
@@ -340,6 +367,9 @@ pub fn api() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(delete_import))
         .routes(routes!(download_file))
         .routes(without_body_limit(routes!(upload_put, upload_post)))
+        .routes(routes!(profile_summary))
+        .routes(routes!(profile_analytics))
+        .routes(routes!(recompute_analytics))
         .routes(routes!(healthz))
         .routes(routes!(metrics_text))
         .split_for_parts();

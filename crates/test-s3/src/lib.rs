@@ -5,6 +5,10 @@
 //! fixed pair of credentials, supports multipart uploads and conditional puts
 //! (`If-None-Match: *`, `If-Match`). A bucket is a subfolder of the root folder.
 //!
+//! It also answers CORS the way a bucket with a permissive CORS rule does (any origin may `GET`,
+//! `PUT`, `POST`, `HEAD` and `DELETE` with any header; `ETag` is exposed), so a web page on
+//! another origin can upload to a presigned URL, as fzip's page does in its browser test.
+//!
 //! The server runs on its own tokio runtime in a dedicated thread, so it works from plain
 //! synchronous `#[test]` functions, from `#[tokio::test]` functions and alongside any runtime the
 //! caller creates later. It listens on a real TCP port, so a child process can reach it too (pass it
@@ -17,11 +21,15 @@
 //! # Ok::<(), fzip_test_s3::Error>(())
 //! ```
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use http::header::{self, HeaderMap, HeaderValue};
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
 use s3s::auth::SimpleAuth;
@@ -243,7 +251,7 @@ async fn serve(
             _ = &mut shutdown => break,
         };
         let _ = socket.set_nodelay(true);
-        let conn = http.serve_connection(TokioIo::new(socket), service.clone());
+        let conn = http.serve_connection(TokioIo::new(socket), Cors(service.clone()));
         let conn = graceful.watch(conn.into_owned());
         tokio::spawn(async move {
             let _ = conn.await;
@@ -251,6 +259,66 @@ async fn serve(
     }
     drop(listener);
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await;
+}
+
+/// The S3 service behind a bucket-style CORS rule that allows everything: preflights
+/// (`OPTIONS` with `Access-Control-Request-Method`) are answered here, without authentication,
+/// as S3 does; every other answer to a request with an `Origin` carries
+/// `Access-Control-Allow-Origin` and exposes `ETag`.
+#[derive(Clone)]
+struct Cors(s3s::service::S3Service);
+
+type CorsFuture =
+    Pin<Box<dyn Future<Output = Result<s3s::HttpResponse, s3s::HttpError>> + Send + 'static>>;
+
+impl hyper::service::Service<http::Request<Incoming>> for Cors {
+    type Response = s3s::HttpResponse;
+    type Error = s3s::HttpError;
+    type Future = CorsFuture;
+
+    fn call(&self, req: http::Request<Incoming>) -> Self::Future {
+        let has_origin = req.headers().contains_key(header::ORIGIN);
+        if req.method() == http::Method::OPTIONS
+            && req
+                .headers()
+                .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
+        {
+            let mut resp = http::Response::new(s3s::Body::empty());
+            let h = resp.headers_mut();
+            allow(h);
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_METHODS,
+                HeaderValue::from_static("GET, PUT, POST, HEAD, DELETE"),
+            );
+            if let Some(asked) = req.headers().get(header::ACCESS_CONTROL_REQUEST_HEADERS) {
+                h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, asked.clone());
+            }
+            h.insert(
+                header::ACCESS_CONTROL_MAX_AGE,
+                HeaderValue::from_static("600"),
+            );
+            return Box::pin(async move { Ok(resp) });
+        }
+        let answer = hyper::service::Service::call(&self.0, req);
+        Box::pin(async move {
+            let mut resp = answer.await?;
+            if has_origin {
+                allow(resp.headers_mut());
+            }
+            Ok(resp)
+        })
+    }
+}
+
+fn allow(h: &mut HeaderMap) {
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("ETag"),
+    );
 }
 
 /// Accepts the plain bucket names fzip's tests need: 3-63 characters among lowercase ASCII

@@ -379,6 +379,65 @@ fn presigned_put_url_uploads() {
     });
 }
 
+/// A page on another origin can PUT to a presigned URL: the preflight is answered (without
+/// credentials, as S3 answers it) and the upload's answer allows the origin and exposes ETag.
+#[test]
+fn browsers_may_upload_across_origins() {
+    let server = S3Server::start(BUCKET).unwrap();
+    let s3 = store(&server);
+    block_on(async {
+        let p = Path::from("uploads/cors.zip");
+        let url = s3
+            .signed_url(Method::PUT, &p, Duration::from_secs(300))
+            .await
+            .unwrap();
+        let http = reqwest::Client::new();
+        let preflight = http
+            .request(Method::OPTIONS, url.as_str())
+            .header("origin", "http://127.0.0.1:8080")
+            .header("access-control-request-method", "PUT")
+            .header("access-control-request-headers", "content-type")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(preflight.status(), 200);
+        let h = preflight.headers();
+        assert_eq!(h["access-control-allow-origin"], "*");
+        assert!(
+            h["access-control-allow-methods"]
+                .to_str()
+                .unwrap()
+                .contains("PUT")
+        );
+        assert_eq!(h["access-control-allow-headers"], "content-type");
+
+        let put = http
+            .put(url.as_str())
+            .header("origin", "http://127.0.0.1:8080")
+            .header("content-type", "application/zip")
+            .body(b"from a page".to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(put.status(), 200);
+        assert_eq!(put.headers()["access-control-allow-origin"], "*");
+        assert_eq!(put.headers()["access-control-expose-headers"], "ETag");
+        assert_eq!(
+            s3.get(&p).await.unwrap().bytes().await.unwrap(),
+            Bytes::from_static(b"from a page")
+        );
+        // Signatures are still checked: CORS lets the browser send, not anyone write.
+        let forged = http
+            .put(tamper_signature(url.as_str()))
+            .header("origin", "http://127.0.0.1:8080")
+            .body("evil")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(forged.status(), 403);
+    });
+}
+
 #[test]
 fn conditional_puts() {
     let server = S3Server::start(BUCKET).unwrap();
