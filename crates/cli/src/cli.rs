@@ -93,8 +93,8 @@ pub enum Command {
         /// Finish even when a statement file cannot be read (it is named in the manifest).
         #[arg(long)]
         continue_on_missing_files: bool,
-        /// DEFLATE level 0–9.
-        #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(i64).range(0..=9))]
+        /// DEFLATE level 0–9 (5 by default: 1.5x faster than 6 for packages 2% larger).
+        #[arg(long, default_value_t = fzip_format::DEFAULT_COMPRESSION_LEVEL, value_parser = clap::value_parser!(i64).range(0..=9))]
         compression_level: i64,
         /// Overwrite FILE if it exists.
         #[arg(long)]
@@ -172,6 +172,9 @@ pub enum Command {
     Migrate,
     /// Run the HTTP service: the FZIP API, background jobs, signed URLs, metrics.
     Serve(ServeArgs),
+    /// Benchmark: build demo profiles and time backup, verify, restore, import and diff (median
+    /// of several runs, peak memory of each); prints a table and writes JSON.
+    Bench(BenchArgs),
     /// Print a bearer token for a user (embedded HS256 mode), and nothing else.
     Token {
         #[arg(long)]
@@ -248,4 +251,26 @@ pub enum ProfileCommand {
         #[arg(long)]
         yes: bool,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Profile sizes, in transactions.
+    #[arg(long, value_delimiter = ',', default_values_t = [10_000u64, 100_000, 1_000_000])]
+    pub sizes: Vec<u64>,
+    /// Statement files per profile (default: 200 per million transactions, at least 1).
+    #[arg(long, default_value_t = 0)]
+    pub files: u64,
+    /// Runs of each phase (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+    /// Where to build profiles and packages (default: a temporary folder, removed afterwards).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Where to write the JSON results.
+    #[arg(long, default_value = "bench.json")]
+    pub json_out: PathBuf,
+    /// Keep the profiles and packages.
+    #[arg(long)]
+    pub keep_profiles: bool,
 }

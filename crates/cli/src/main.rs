@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod backends;
+mod bench;
 mod cli;
 mod output;
 mod progress;
@@ -105,7 +106,9 @@ fn main() -> ExitCode {
             cancel.cancel();
         });
     }
-    match run(&cli, &out, cancel) {
+    let result = run(&cli, &out, cancel);
+    bench::report_peak_rss();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Different) => ExitCode::from(1),
         Err(Failure::Usage(message)) => {
@@ -413,6 +416,7 @@ fn run(cli: &Cli, out: &Out, cancel: Arc<CancelFlag>) -> Outcome {
             Ok(())
         }
         Command::Serve(args) => serve(cli, args),
+        Command::Bench(args) => bench::bench(cli, args).map_err(Failure::Error),
         Command::Token { user, ttl_hours } => {
             let secret = jwt_secret(cli)?;
             let token = fzip_server::auth::mint_token(

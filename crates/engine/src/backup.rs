@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::{Seek, Write};
+use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 use std::time::Instant;
 
 use fzip_format::{DataSummary, Manifest, PackageError, PackageWriter, WriterOptions};
@@ -174,7 +175,7 @@ impl Default for BackupOptions {
             description: None,
             include_analytics: false,
             continue_on_missing_files: false,
-            compression_level: 6,
+            compression_level: fzip_format::DEFAULT_COMPRESSION_LEVEL,
             selection: Selection::complete(),
         }
     }
@@ -333,6 +334,70 @@ fn with_ancestors(categories: &[Category], wanted: &BTreeSet<String>) -> HashSet
         }
     }
     out
+}
+
+/// One batch of transactions serialized for [`EntityArrayWriter::push_serialized`].
+struct Serialized {
+    bytes: Vec<u8>,
+    /// Transactions in `bytes`.
+    count: u64,
+    /// Transactions read from the store for it (the selection may have left some out).
+    scanned: u64,
+}
+
+/// The reading half of the transaction stream: pages transactions out of the snapshot, notes
+/// references to what the backup leaves out, and serializes the selected ones.
+fn serialize_transactions(
+    snap: &mut dyn fzip_store::ProfileSnapshot,
+    sel: &Selection,
+    included: &Included,
+    externals: &mut Externals,
+    stop: &AtomicBool,
+    send: &std::sync::mpsc::SyncSender<Result<Serialized, EngineError>>,
+) -> Result<(), EngineError> {
+    loop {
+        if stop.load(AtomicOrdering::Relaxed) {
+            return Ok(());
+        }
+        let batch = snap.next_transactions(DEFAULT_BATCH)?;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut out = Serialized {
+            bytes: Vec::with_capacity(batch.len() * 700),
+            count: 0,
+            scanned: batch.len() as u64,
+        };
+        for t in batch.iter().filter(|t| transaction_selected(t, sel)) {
+            note(
+                &included.accounts,
+                Some(&t.account_id),
+                &mut externals.accounts,
+            );
+            note(&included.files, t.file_id.as_deref(), &mut externals.files);
+            note(
+                &included.categories,
+                t.primary_category_id.as_deref(),
+                &mut externals.categories,
+            );
+            for a in &t.categories {
+                note(
+                    &included.categories,
+                    Some(&a.category_id),
+                    &mut externals.categories,
+                );
+            }
+            if out.count > 0 {
+                out.bytes.extend_from_slice(b",\n");
+            }
+            serde_json::to_writer(&mut out.bytes, t).map_err(PackageError::from)?;
+            out.count += 1;
+        }
+        if send.send(Ok(out)).is_err() {
+            // The writing half gave up; it reports why.
+            return Ok(());
+        }
+    }
 }
 
 fn transaction_selected(t: &Transaction, sel: &Selection) -> bool {
@@ -599,47 +664,54 @@ pub fn backup<W: Write + Seek>(
         ..Default::default()
     };
 
-    // Transactions stream through.
+    // Transactions stream through on two threads: one reads them from the store, notes their
+    // references and serializes them; this one hashes and compresses (DEFLATE is the larger half).
     progress.phase("writing_transactions", expected.transactions);
     let take_transactions = sel.includes(EntityKind::Transactions);
     let mut array = writer.begin_entities(
         EntityKind::Transactions,
         expected.transactions.saturating_mul(1024),
     )?;
-    loop {
-        if !take_transactions {
-            break;
-        }
-        if progress.is_cancelled() {
-            return Err(EngineError::Cancelled);
-        }
-        let batch = snap.next_transactions(DEFAULT_BATCH)?;
-        if batch.is_empty() {
-            break;
-        }
-        scanned.transactions += batch.len() as u64;
-        for t in batch.iter().filter(|t| transaction_selected(t, sel)) {
-            note(
-                &included.accounts,
-                Some(&t.account_id),
-                &mut externals.accounts,
-            );
-            note(&included.files, t.file_id.as_deref(), &mut externals.files);
-            note(
-                &included.categories,
-                t.primary_category_id.as_deref(),
-                &mut externals.categories,
-            );
-            for a in &t.categories {
-                note(
-                    &included.categories,
-                    Some(&a.category_id),
-                    &mut externals.categories,
+    if take_transactions {
+        let stop = AtomicBool::new(false);
+        let snap_ref = &mut snap;
+        let externals_ref = &mut externals;
+        let included_ref = &included;
+        let stop_ref = &stop;
+        std::thread::scope(|scope| -> Result<(), EngineError> {
+            // A few batches in flight: memory stays a few megabytes whatever the profile size.
+            let (send, recv) = std::sync::mpsc::sync_channel::<Result<Serialized, EngineError>>(3);
+            scope.spawn(move || {
+                let result = serialize_transactions(
+                    snap_ref.as_mut(),
+                    sel,
+                    included_ref,
+                    externals_ref,
+                    stop_ref,
+                    &send,
                 );
-            }
-            array.push(t)?;
-        }
-        progress.advance(batch.len() as u64);
+                if let Err(e) = result {
+                    let _ = send.send(Err(e));
+                }
+            });
+            let result = (|| {
+                for batch in recv.iter() {
+                    let batch = batch?;
+                    if progress.is_cancelled() {
+                        return Err(EngineError::Cancelled);
+                    }
+                    array.push_serialized(&batch.bytes, batch.count)?;
+                    scanned.transactions += batch.scanned;
+                    progress.advance(batch.scanned);
+                }
+                Ok(())
+            })();
+            // On a failure here the reader stops at its next batch (and its sends fail once
+            // `recv` is dropped at the end of this scope).
+            stop.store(true, AtomicOrdering::Relaxed);
+            drop(recv);
+            result
+        })?;
     }
     counts.transactions = array.finish()?.elements;
 

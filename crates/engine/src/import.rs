@@ -213,7 +213,7 @@ fn plan_small<T: Entity>(
     (create, update)
 }
 
-fn read_all<T: Entity, R: Read + Seek>(
+fn read_all<T: Entity, R: Read + Seek + Send>(
     reader: &mut PackageReader<R>,
     user: &str,
 ) -> Result<Vec<T>, EngineError> {
@@ -352,7 +352,7 @@ pub fn import(
 }
 
 #[allow(clippy::too_many_arguments)]
-fn merge<R: Read + Seek>(
+fn merge<R: Read + Seek + Send>(
     engine: &Engine,
     user: &str,
     batch: &str,
@@ -712,19 +712,36 @@ fn merge<R: Read + Seek>(
     refs.fail_if_any()?;
 
     // Name the profile transactions the possible duplicates resemble.
-    for (t, reason) in duplicates_to_name {
-        let mut existing_id = None;
-        tx.scan_transactions(t.date, t.date, &mut |e| {
-            if existing_id.is_none()
-                && e.transaction_id != t.transaction_id
-                && e.account_id == t.account_id
-                && (e.amount == t.amount && e.description == t.description
-                    || (e.fit_id.is_some() && e.fit_id == t.fit_id))
-            {
-                existing_id = Some(e.transaction_id);
+    // One scan over their dates (the store has no date index to seek per transaction).
+    let mut existing: Vec<Option<String>> = vec![None; duplicates_to_name.len()];
+    if let (Some(from), Some(to)) = (
+        duplicates_to_name.iter().map(|(t, _)| t.date).min(),
+        duplicates_to_name.iter().map(|(t, _)| t.date).max(),
+    ) {
+        let mut wanted: HashMap<(i64, &str), Vec<usize>> = HashMap::new();
+        for (i, (t, _)) in duplicates_to_name.iter().enumerate() {
+            wanted
+                .entry((t.date, t.account_id.as_str()))
+                .or_default()
+                .push(i);
+        }
+        tx.scan_transactions(from, to, &mut |e| {
+            if let Some(listed) = wanted.get(&(e.date, e.account_id.as_str())) {
+                for &i in listed {
+                    let t = &duplicates_to_name[i].0;
+                    if existing[i].is_none()
+                        && e.transaction_id != t.transaction_id
+                        && (e.amount == t.amount && e.description == t.description
+                            || (e.fit_id.is_some() && e.fit_id == t.fit_id))
+                    {
+                        existing[i] = Some(e.transaction_id.clone());
+                    }
+                }
             }
             Ok::<(), StoreError>(())
         })?;
+    }
+    for ((t, reason), existing_id) in duplicates_to_name.into_iter().zip(existing) {
         tally.report.possible_duplicates.push(PossibleDuplicate {
             transaction_id: t.transaction_id,
             existing_transaction_id: existing_id,

@@ -682,7 +682,7 @@ fn run_backup(
         description: job.param_str("description").map(str::to_string),
         include_analytics: job.param_bool("includeAnalytics"),
         continue_on_missing_files: job.param_bool("continueOnMissingFiles"),
-        compression_level: 6,
+        compression_level: fzip_format::DEFAULT_COMPRESSION_LEVEL,
         selection: selection_from_params(&job.params),
     };
     let staging = tempfile::NamedTempFile::new_in(w.tmp_dir)?;

@@ -162,7 +162,7 @@ struct Outcome {
 }
 
 /// Streams one collection into the writer in batches, with the restoring user as owner.
-fn copy<T: Entity, R: Read + Seek>(
+fn copy<T: Entity, R: Read + Seek + Send>(
     reader: &mut PackageReader<R>,
     user: &str,
     total: u64,
@@ -205,8 +205,78 @@ fn copy<T: Entity, R: Read + Seek>(
     Ok(n)
 }
 
+/// [`copy`] on two threads: a scoped thread reads and parses batches from the package (inflate,
+/// JSON) while the calling thread runs `insert` (the store). A few batches are in flight at most.
+fn copy_pipelined<T: Entity + Send, R: Read + Seek + Send>(
+    reader: &mut PackageReader<R>,
+    user: &str,
+    total: u64,
+    progress: &dyn Progress,
+    mut insert: impl FnMut(&[T]) -> Result<(), EngineError>,
+) -> Result<u64, EngineError> {
+    progress.phase(&format!("restoring_{}", T::KIND.stem()), total);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let stop = &stop;
+    std::thread::scope(|scope| {
+        let (send, recv) = std::sync::mpsc::sync_channel::<Result<Vec<T>, EngineError>>(3);
+        let reading = scope.spawn(move || {
+            let mut batch: Vec<T> = Vec::with_capacity(BATCH);
+            let result = reader.read_entities::<T, EngineError>(|item| {
+                let mut entity = item.map_err(|e| {
+                    EngineError::Other(format!(
+                        "{}: {e} (it passed validation; the package changed?)",
+                        T::KIND
+                    ))
+                })?;
+                entity.set_owner(user);
+                batch.push(entity);
+                if batch.len() == BATCH {
+                    if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        return Err(EngineError::Cancelled);
+                    }
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                    // A failed send means the inserting side gave up; it reports why.
+                    send.send(Ok(full)).map_err(|_| EngineError::Cancelled)?;
+                }
+                Ok(())
+            });
+            let result = match result {
+                Ok(_) => Ok(batch),
+                Err(ReadError::Callback(e)) => Err(e),
+                Err(ReadError::Package(e)) => Err(EngineError::Package(e)),
+            };
+            let _ = send.send(result);
+        });
+        let mut n = 0u64;
+        let mut result = Ok(());
+        for batch in recv.iter() {
+            let step = batch.and_then(|rows| {
+                if progress.is_cancelled() {
+                    return Err(EngineError::Cancelled);
+                }
+                insert(&rows)?;
+                progress.advance(rows.len() as u64);
+                n += rows.len() as u64;
+                Ok(())
+            });
+            if let Err(e) = step {
+                result = Err(e);
+                break;
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        drop(recv);
+        if reading.join().is_err() {
+            return Err(EngineError::Other(
+                "the thread reading the package failed; nothing was restored".into(),
+            ));
+        }
+        result.map(|()| n)
+    })
+}
+
 #[allow(clippy::too_many_arguments)]
-fn write_all<R: Read + Seek>(
+fn write_all<R: Read + Seek + Send>(
     engine: &Engine,
     user: &str,
     batch: &str,
@@ -275,8 +345,15 @@ fn write_all<R: Read + Seek>(
     }
     out.counts.transaction_files = stored.len() as u64;
 
+    // Analytics are computed as the transactions stream by: the restored profile holds
+    // exactly the package's transactions.
+    // They are read (inflated, parsed) on a second thread while this one inserts them.
+    let mut analytics = crate::analytics::Builder::default();
     out.counts.transactions =
-        copy::<Transaction, R>(reader, user, c.transactions, progress, |rows| {
+        copy_pipelined::<Transaction, R>(reader, user, c.transactions, progress, |rows| {
+            for t in rows {
+                analytics.add(t);
+            }
             Ok(tx.insert_transactions(rows)?)
         })?;
     out.counts.analytics =
@@ -287,7 +364,9 @@ fn write_all<R: Read + Seek>(
     // The design's post-restore regeneration: analytics follow from the restored transactions
     // (records of types fzip does not compute are kept as restored).
     progress.phase("restoring_analytics", 0);
-    out.analytics_recomputed = crate::analytics::recompute_in(tx, user)?;
+    let records = analytics.finish(user);
+    tx.replace_analytics(&crate::analytics::COMPUTED, &records)?;
+    out.analytics_recomputed = records.len() as u64;
 
     for kind in fzip_model::EntityKind::ALL {
         if out.counts.get(kind) != c.get(kind) {

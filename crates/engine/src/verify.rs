@@ -310,7 +310,7 @@ struct Checker<'p> {
 }
 
 impl Checker<'_> {
-    fn entry_name<R: Read + Seek>(reader: &PackageReader<R>, kind: EntityKind) -> String {
+    fn entry_name<R: Read + Seek + Send>(reader: &PackageReader<R>, kind: EntityKind) -> String {
         reader
             .data_entry(kind)
             .map(|d| d.name.clone())
@@ -408,7 +408,7 @@ impl Checker<'_> {
 }
 
 /// Streams one collection through `visit`, recording damaged entries and schema errors.
-fn stream<T: Entity, R: Read + Seek>(
+fn stream<T: Entity, R: Read + Seek + Send>(
     reader: &mut PackageReader<R>,
     c: &mut Checker<'_>,
     mut visit: impl FnMut(&mut Checker<'_>, &str, T),
@@ -459,7 +459,7 @@ fn stream<T: Entity, R: Read + Seek>(
 
 /// Checks a whole package. Fails only on cancellation; everything wrong with the package is in
 /// the report's problems, and `valid` is false when any of them is an error.
-pub fn verify<R: Read + Seek>(
+pub fn verify<R: Read + Seek + Send>(
     reader: &mut PackageReader<R>,
     progress: &dyn Progress,
 ) -> Result<VerifyReport, EngineError> {
@@ -801,7 +801,7 @@ fn check_hierarchy(c: &mut Checker<'_>, entry: &str) -> (u64, u64) {
 }
 
 /// Re-reads transactions to find which Bloom candidates really repeat.
-fn confirm_duplicates<R: Read + Seek>(
+fn confirm_duplicates<R: Read + Seek + Send>(
     reader: &mut PackageReader<R>,
     c: &mut Checker<'_>,
 ) -> Result<(), EngineError> {
@@ -829,7 +829,7 @@ fn confirm_duplicates<R: Read + Seek>(
 }
 
 /// Reads every statement file entry and matches files with their metadata.
-fn check_files<R: Read + Seek>(
+fn check_files<R: Read + Seek + Send>(
     reader: &mut PackageReader<R>,
     c: &mut Checker<'_>,
     manifest: &fzip_format::ParsedManifest,

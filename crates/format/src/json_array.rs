@@ -269,18 +269,30 @@ impl<R: Read> Scanner<R> {
         let mut escaped = false;
         loop {
             while i < self.end {
-                let c = self.buf[i];
-                i += 1;
                 if in_string {
                     if escaped {
                         escaped = false;
-                    } else if c == b'\\' {
-                        escaped = true;
-                    } else if c == b'"' {
-                        in_string = false;
+                        i += 1;
+                        continue;
+                    }
+                    // Most of an element's bytes are inside strings: jump to the next quote or
+                    // backslash (SIMD in memchr) rather than looking at every byte.
+                    match memchr::memchr2(b'"', b'\\', &self.buf[i..self.end]) {
+                        None => i = self.end,
+                        Some(k) => {
+                            i += k;
+                            if self.buf[i] == b'\\' {
+                                escaped = true;
+                            } else {
+                                in_string = false;
+                            }
+                            i += 1;
+                        }
                     }
                     continue;
                 }
+                let c = self.buf[i];
+                i += 1;
                 match c {
                     b'"' => in_string = true,
                     b'{' | b'[' => depth += 1,
@@ -473,6 +485,38 @@ mod tests {
         let big = format!("[{{\"a\":\"{}\"}}]", "x".repeat(5000));
         let err = collect(big.as_bytes(), &[], 1000).unwrap_err();
         assert!(err.contains("larger than"), "{err}");
+    }
+
+    /// Reads at most `.1` bytes per call.
+    struct Chunks<'a>(&'a [u8], usize);
+    impl Read for Chunks<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.0.len().min(self.1).min(buf.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn splits_exactly_what_serde_wrote(
+            texts in proptest::collection::vec("[a-z\"\\\\{}\\[\\],: é\u{1F600}]{0,40}", 0..12),
+            chunk in 1usize..300,
+        ) {
+            let elements: Vec<String> = texts
+                .iter()
+                .map(|t| serde_json::json!({"k": t, "n": [t, {"x": t}], "v": 1}).to_string())
+                .collect();
+            let input = format!("[{}]", elements.join(",\n"));
+            let mut out = Vec::new();
+            for_each_element::<_, ()>(Chunks(input.as_bytes(), chunk), &[], 1 << 20, |_, b| {
+                out.push(String::from_utf8(b.to_vec()).unwrap());
+                Ok(())
+            })
+            .unwrap();
+            proptest::prop_assert_eq!(out, elements);
+        }
     }
 
     #[test]

@@ -27,4 +27,7 @@ pub use reader::{
     DataEntry, ElementError, EntryInfo, EntryReader, PackageReader, Problem, ProblemKind,
     ReadError, Severity,
 };
-pub use writer::{EntityArrayWriter, PackageStats, PackageWriter, WriterOptions, WrittenEntry};
+pub use writer::{
+    DEFAULT_COMPRESSION_LEVEL, EntityArrayWriter, PackageStats, PackageWriter, WriterOptions,
+    WrittenEntry,
+};

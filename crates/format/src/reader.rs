@@ -516,10 +516,16 @@ impl<R: Read + Seek> PackageReader<R> {
     /// Streams the entities of one collection. Each element arrives parsed, or as an
     /// [`ElementError`] when it does not fit the schema; reading goes on after such an element.
     /// Returns the number of elements. An absent collection reads as empty.
+    ///
+    /// The entry is inflated and hashed on a second thread while this one splits and parses
+    /// the JSON (a few 256 KiB chunks in flight), so the two halves of the work overlap.
     pub fn read_entities<T: Entity, E>(
         &mut self,
         mut on_item: impl FnMut(Result<T, ElementError>) -> Result<(), E>,
-    ) -> Result<u64, ReadError<E>> {
+    ) -> Result<u64, ReadError<E>>
+    where
+        R: Send,
+    {
         let Some(data) = self.data.get(&T::KIND).cloned() else {
             return Ok(0);
         };
@@ -527,45 +533,165 @@ impl<R: Read + Seek> PackageReader<R> {
         let kind = T::KIND;
         let keys = [kind.stem(), kind.camel()];
         let name = data.name.clone();
-        let mut entry = self.open_entry(&name)?;
+        let entry = self.open_entry(&name)?;
         let compressed = entry.compressed_size();
-        let result = if data.gzip {
-            let cap = limits.max_entry_size.min(
-                limits
-                    .ratio_floor
-                    .max(limits.max_ratio.saturating_mul(compressed)),
-            );
-            let gz = flate2::read::GzDecoder::new(&mut entry);
-            let limited = CappedReader {
-                inner: gz,
-                left: cap,
-                cap,
+        std::thread::scope(|scope| {
+            let (chunks, recycled, feeder) = read_ahead(scope, entry);
+            let mut ahead = ReadAhead {
+                chunks,
+                recycled,
+                current: Vec::new(),
+                pos: 0,
+                at_end: false,
             };
-            for_each_element(limited, &keys, limits.max_entity_size, |i, bytes| {
-                on_item(parse_element::<T>(i, bytes))
-            })
-        } else {
-            for_each_element(&mut entry, &keys, limits.max_entity_size, |i, bytes| {
-                on_item(parse_element::<T>(i, bytes))
-            })
-        };
-        let count = match result {
-            Ok(n) => n,
-            Err(Err(e)) => return Err(ReadError::Callback(e)),
-            Err(Ok(e)) => {
-                let message = match e {
-                    ArrayError::Io(e) => e.to_string(),
-                    other if data.gzip => format!("(after gunzip) {other}"),
-                    other => other.to_string(),
+            let result = if data.gzip {
+                let cap = limits.max_entry_size.min(
+                    limits
+                        .ratio_floor
+                        .max(limits.max_ratio.saturating_mul(compressed)),
+                );
+                let gz = flate2::read::GzDecoder::new(&mut ahead);
+                let limited = CappedReader {
+                    inner: gz,
+                    left: cap,
+                    cap,
                 };
-                return Err(ReadError::Package(PackageError::Entry {
+                for_each_element(limited, &keys, limits.max_entity_size, |i, bytes| {
+                    on_item(parse_element::<T>(i, bytes))
+                })
+            } else {
+                for_each_element(&mut ahead, &keys, limits.max_entity_size, |i, bytes| {
+                    on_item(parse_element::<T>(i, bytes))
+                })
+            };
+            let count = match result {
+                Ok(n) => n,
+                Err(Err(e)) => return Err(ReadError::Callback(e)),
+                Err(Ok(e)) => {
+                    let message = match e {
+                        ArrayError::Io(e) => e.to_string(),
+                        other if data.gzip => format!("(after gunzip) {other}"),
+                        other => other.to_string(),
+                    };
+                    return Err(ReadError::Package(PackageError::Entry {
+                        entry: name,
+                        message,
+                    }));
+                }
+            };
+            // The rest of the entry (nothing, for a well-formed one) is read, so that its size
+            // and checksum are checked to the end.
+            io::copy(&mut ahead, &mut io::sink()).map_err(|e| {
+                ReadError::Package(PackageError::Entry {
+                    entry: name.clone(),
+                    message: e.to_string(),
+                })
+            })?;
+            drop(ahead);
+            match feeder.join() {
+                Ok(Ok(())) => Ok(count),
+                Ok(Err(e)) => Err(ReadError::Package(e)),
+                Err(_) => Err(ReadError::Package(PackageError::Entry {
                     entry: name,
-                    message,
-                }));
+                    message: "the thread inflating it failed".into(),
+                })),
             }
-        };
-        entry.finish()?;
-        Ok(count)
+        })
+    }
+}
+
+/// Chunks handed from the inflating thread to the parsing one.
+const AHEAD_CHUNK: usize = 256 * 1024;
+
+type Chunk = io::Result<Vec<u8>>;
+
+/// What [`read_ahead`] returns: the chunks, where used buffers go back, and the thread.
+type Feeder<'scope> = (
+    std::sync::mpsc::Receiver<Chunk>,
+    std::sync::mpsc::Sender<Vec<u8>>,
+    std::thread::ScopedJoinHandle<'scope, Result<(), PackageError>>,
+);
+
+/// Starts a scoped thread that reads `entry` (inflating and hashing it) into chunks. An empty
+/// chunk marks the end, sent only after the entry's size and checksum were found right; a
+/// damaged entry arrives as an error. Used buffers come back through the second channel.
+fn read_ahead<'scope, 'env, R: Read + Send + 'env>(
+    scope: &'scope std::thread::Scope<'scope, 'env>,
+    mut entry: EntryReader<'env, R>,
+) -> Feeder<'scope> {
+    let (send, chunks) = std::sync::mpsc::sync_channel::<Chunk>(4);
+    let (recycle, recycled) = std::sync::mpsc::channel::<Vec<u8>>();
+    let feeder = scope.spawn(move || {
+        loop {
+            let mut buf = recycled
+                .try_recv()
+                .unwrap_or_else(|_| Vec::with_capacity(AHEAD_CHUNK));
+            buf.resize(AHEAD_CHUNK, 0);
+            let mut filled = 0;
+            let mut failed = None;
+            while filled < buf.len() {
+                match entry.read(&mut buf[filled..]) {
+                    Ok(0) => break,
+                    Ok(n) => filled += n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                }
+            }
+            if let Some(e) = failed {
+                let _ = send.send(Err(e));
+                return Ok(());
+            }
+            buf.truncate(filled);
+            if filled == 0 {
+                // The end: size and checksum were checked by the last read.
+                entry.finish()?;
+                let _ = send.send(Ok(buf));
+                return Ok(());
+            }
+            if send.send(Ok(buf)).is_err() {
+                // The parsing side stopped (its callback said so); it reports why.
+                return Ok(());
+            }
+        }
+    });
+    (chunks, recycle, feeder)
+}
+
+/// The parsing side of [`read_ahead`].
+struct ReadAhead {
+    chunks: std::sync::mpsc::Receiver<Chunk>,
+    recycled: std::sync::mpsc::Sender<Vec<u8>>,
+    current: Vec<u8>,
+    pos: usize,
+    at_end: bool,
+}
+
+impl Read for ReadAhead {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.current.len() {
+            if self.at_end {
+                return Ok(0);
+            }
+            let chunk = self.chunks.recv().map_err(|_| {
+                io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the entry ended early (the thread inflating it stopped)",
+                )
+            })??;
+            if chunk.is_empty() {
+                self.at_end = true;
+            }
+            let used = std::mem::replace(&mut self.current, chunk);
+            let _ = self.recycled.send(used);
+            self.pos = 0;
+        }
+        let n = buf.len().min(self.current.len() - self.pos);
+        buf[..n].copy_from_slice(&self.current[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
     }
 }
 

@@ -425,7 +425,7 @@ impl ProfileSnapshot for Snapshot<'_> {
         self.page("upload_date DESC, file_id DESC", max)
     }
     fn next_transactions(&mut self, max: usize) -> Result<Vec<Transaction>> {
-        self.page("date DESC, transaction_id DESC", max)
+        self.page("transaction_id", max)
     }
     fn next_analytics(&mut self, max: usize) -> Result<Vec<AnalyticsRecord>> {
         self.page("analytic_key", max)

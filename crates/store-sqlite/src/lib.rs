@@ -295,7 +295,7 @@ struct Cursors {
     categories: Option<String>,
     file_maps: Option<String>,
     files: Option<(i64, String)>,
-    transactions: Option<(i64, String)>,
+    transactions: Option<String>,
     analytics: Option<String>,
     done: HashSet<&'static str>,
 }
@@ -443,11 +443,11 @@ impl ProfileSnapshot for Snapshot<'_> {
     }
 
     fn next_transactions(&mut self, max: usize) -> Result<Vec<Transaction>> {
-        self.page_by_time(
-            "date",
+        // Key order: a restore of the package then appends to the primary-key index.
+        self.page_by_key(
             "transaction_id",
             |c| &mut c.transactions,
-            |t: &Transaction| (t.date, t.transaction_id.clone()),
+            |t: &Transaction| t.transaction_id.clone(),
             max,
         )
     }

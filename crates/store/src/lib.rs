@@ -75,7 +75,8 @@ pub trait ProfileSnapshot: Send {
     fn next_categories(&mut self, max: usize) -> Result<Vec<Category>>;
     fn next_file_maps(&mut self, max: usize) -> Result<Vec<FileMap>>;
     fn next_transaction_files(&mut self, max: usize) -> Result<Vec<StoredFile>>;
-    /// Transactions, newest first (HouseF3's order).
+    /// Transactions in the store's key order (ascending `transactionId`), so that restoring the
+    /// package appends to the primary-key index rather than writing pages at random.
     fn next_transactions(&mut self, max: usize) -> Result<Vec<Transaction>>;
     fn next_analytics(&mut self, max: usize) -> Result<Vec<AnalyticsRecord>>;
 }
