@@ -31,6 +31,7 @@ mod jobs;
 mod migrate;
 mod pool;
 mod text;
+pub mod tls;
 
 pub use jobs::PgJobStore;
 pub use pool::PgTarget;

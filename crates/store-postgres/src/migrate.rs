@@ -24,13 +24,7 @@ fn latest() -> i32 {
 
 /// Applies pending migrations; returns the names of those applied.
 pub fn migrate(target: &PgTarget) -> Result<Vec<String>> {
-    let mut client = target.config.connect(postgres::NoTls).map_err(|e| {
-        StoreError::Database(format!(
-            "cannot connect to {}: {}",
-            target.describe(),
-            crate::error_text(&e)
-        ))
-    })?;
+    let mut client = target.connect_plain()?;
     let mut tx = client.transaction().map_err(pg_err)?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK])
         .map_err(pg_err)?;

@@ -6,9 +6,11 @@ use std::ops::{Deref, DerefMut};
 use std::sync::Mutex;
 
 use fzip_store::{Result, StoreError};
-use postgres::{Client, Config, NoTls, Statement};
+use postgres::{Client, Config, Statement};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::pg_err;
+use crate::tls::{RootCerts, SslMode, TlsSettings};
 
 /// Where the database is: a `postgres://` URL, optionally with `schema=NAME` (fzip's own
 /// parameter: every table lives in that schema, created by `fzip migrate`).
@@ -18,6 +20,9 @@ pub struct PgTarget {
     pub(crate) schema: Option<String>,
     /// `bulk=rows` asks for row-by-row inserts instead of `COPY` (for measuring only).
     pub(crate) row_by_row: bool,
+    /// `sslmode` and `sslrootcert`, as libpq reads them.
+    pub(crate) tls: TlsSettings,
+    connector: MakeRustlsConnect,
     description: String,
 }
 
@@ -25,6 +30,18 @@ impl std::fmt::Debug for PgTarget {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.description)
     }
+}
+
+/// `%XX` escapes in a URL parameter's value (a path may hold `/` as `%2F`).
+fn percent_decode(value: &str) -> Result<String> {
+    percent_encoding::percent_decode_str(value)
+        .decode_utf8()
+        .map(|v| v.into_owned())
+        .map_err(|_| {
+            StoreError::Database(format!(
+                "{value:?} in the database URL is not valid percent-encoded UTF-8"
+            ))
+        })
 }
 
 fn valid_schema(name: &str) -> bool {
@@ -39,6 +56,7 @@ impl PgTarget {
     /// driver's parameters (`sslmode`, `connect_timeout`, `application_name`, …), `schema=NAME`
     /// puts fzip's tables in that schema (lower-case letters, digits and `_`), and `bulk=rows`
     /// makes restores insert row by row instead of with `COPY` (only to measure the difference).
+    /// `sslmode` and `sslrootcert` mean what they mean to libpq (see [`crate::tls`]).
     pub fn parse(url: &str) -> Result<Self> {
         if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
             return Err(StoreError::Database(
@@ -50,6 +68,7 @@ impl PgTarget {
         let mut kept = Vec::new();
         let mut schema = None;
         let mut row_by_row = false;
+        let mut tls = TlsSettings::default();
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             match pair {
                 "bulk=rows" => {
@@ -57,6 +76,29 @@ impl PgTarget {
                     continue;
                 }
                 "bulk=copy" => continue,
+                _ => {}
+            }
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            match key {
+                "sslmode" => {
+                    tls.mode = SslMode::parse(value)?;
+                    continue;
+                }
+                "sslrootcert" => {
+                    let value = percent_decode(value)?;
+                    tls.root_cert = Some(if value == "system" {
+                        RootCerts::System
+                    } else {
+                        RootCerts::File(value.into())
+                    });
+                    continue;
+                }
+                "sslcert" | "sslkey" | "sslpassword" => {
+                    return Err(StoreError::Database(format!(
+                        "{key} in the database URL: client certificates are not supported; \
+                         authenticate with a password (postgres://user:password@host/db) instead"
+                    )));
+                }
                 _ => {}
             }
             match pair.strip_prefix("schema=") {
@@ -80,6 +122,8 @@ impl PgTarget {
         if config.get_application_name().is_none() {
             config.application_name("fzip");
         }
+        config.ssl_mode(tls.mode.driver());
+        let connector = tls.connector()?;
         let hosts: Vec<String> = config
             .get_hosts()
             .iter()
@@ -89,20 +133,30 @@ impl PgTarget {
             })
             .collect();
         let port = config.get_ports().first().copied().unwrap_or(5432);
+        let mut shown = Vec::new();
+        if let Some(s) = &schema {
+            shown.push(format!("schema={s}"));
+        }
+        if tls.mode != SslMode::Prefer {
+            shown.push(format!("sslmode={}", tls.mode.as_str()));
+        }
         let description = format!(
             "postgres://{}@{}:{port}/{}{}",
             config.get_user().unwrap_or(""),
             hosts.join(","),
             config.get_dbname().unwrap_or(""),
-            schema
-                .as_deref()
-                .map(|s| format!("?schema={s}"))
-                .unwrap_or_default()
+            if shown.is_empty() {
+                String::new()
+            } else {
+                format!("?{}", shown.join("&"))
+            }
         );
         Ok(PgTarget {
             config,
             schema,
             row_by_row,
+            tls,
+            connector,
             description,
         })
     }
@@ -112,19 +166,57 @@ impl PgTarget {
         &self.description
     }
 
+    /// `sslmode` and `sslrootcert`, as read from the URL.
+    pub fn tls(&self) -> &TlsSettings {
+        &self.tls
+    }
+
+    /// Connects once and says how: the TLS version (`"TLSv1.3"`) when the connection is
+    /// encrypted, `None` when it is not.
+    pub fn tls_version(&self) -> Result<Option<String>> {
+        let mut client = self.connect_plain()?;
+        let row = client
+            .query_opt(
+                "SELECT version FROM pg_stat_ssl WHERE pid = pg_backend_pid() AND ssl",
+                &[],
+            )
+            .map_err(pg_err)?;
+        Ok(row.and_then(|r| r.get::<_, Option<String>>(0)))
+    }
+
     pub fn schema(&self) -> Option<&str> {
         self.schema.as_deref()
     }
 
+    /// A new connection, without fzip's schema on its search path (TLS as the URL says).
+    pub(crate) fn connect_plain(&self) -> Result<Client> {
+        self.config.connect(self.connector.clone()).map_err(|e| {
+            let text = crate::error_text(&e);
+            let hint = if text.contains("invalid peer certificate") {
+                match &self.tls.root_cert {
+                    Some(_) => {
+                        "; check that sslrootcert names the authority that signed the \
+                                server's certificate, and that the host in the URL is a name \
+                                the certificate holds (verify-full)"
+                    }
+                    None => {
+                        "; name the authority that signed the server's certificate with \
+                             sslrootcert=PATH"
+                    }
+                }
+            } else {
+                ""
+            };
+            StoreError::Database(format!(
+                "cannot connect to {}: {text}{hint}",
+                self.description
+            ))
+        })
+    }
+
     /// A new connection, with fzip's schema first on its search path.
     pub(crate) fn connect(&self) -> Result<Client> {
-        let mut client = self.config.connect(NoTls).map_err(|e| {
-            StoreError::Database(format!(
-                "cannot connect to {}: {}",
-                self.description,
-                crate::error_text(&e)
-            ))
-        })?;
+        let mut client = self.connect_plain()?;
         if let Some(schema) = &self.schema {
             client
                 .batch_execute(&format!("SET search_path TO \"{schema}\""))
