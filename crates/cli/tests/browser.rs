@@ -12,9 +12,7 @@
 //! the test fails, unless `FZIP_SKIP_BROWSER=1` says to skip it (it then says so loudly).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -37,141 +35,16 @@ use chromiumoxide::{Browser, BrowserConfig, Page};
 use futures::StreamExt;
 use serde_json::{Value, json};
 
-const FZIP: &str = env!("CARGO_BIN_EXE_fzip");
+mod support;
+
+use support::{Env, Server};
+
 const TRANSACTIONS: u64 = 18_000;
 const FILES: u64 = 36;
 
-// ---------------------------------------------------------------------------------------------
-// Servers (as in service.rs)
-// ---------------------------------------------------------------------------------------------
-
-/// A data directory, the database and blob storage, and the servers started on them.
-struct Env {
-    dir: tempfile::TempDir,
-    vars: Vec<(String, String)>,
-    /// The S3 endpoint, on PostgreSQL + S3.
-    s3: Option<String>,
-    _guards: Vec<Box<dyn std::any::Any>>,
-}
-
-impl Env {
-    fn new() -> Self {
-        Env {
-            dir: tempfile::tempdir().unwrap(),
-            vars: Vec::new(),
-            s3: None,
-            _guards: Vec::new(),
-        }
-    }
-
-    fn postgres_s3() -> Option<Self> {
-        let schema = fzip_store_postgres::testing::TestSchema::create().unwrap()?;
-        let s3 = fzip_test_s3::S3Server::start("fzip").unwrap();
-        let mut vars = vec![
-            ("FZIP_DATABASE_URL".to_string(), schema.url.clone()),
-            ("FZIP_BLOB_STORE".to_string(), "s3://fzip/web".to_string()),
-        ];
-        vars.extend(s3.env());
-        Some(Env {
-            dir: tempfile::tempdir().unwrap(),
-            vars,
-            s3: Some(s3.endpoint()),
-            _guards: vec![Box::new(schema), Box::new(s3)],
-        })
-    }
-
-    fn data(&self) -> PathBuf {
-        self.dir.path().join("data")
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn cli(&self, args: &[&str]) -> (i32, String) {
-        let out = Command::new(FZIP)
-            .env("FZIP_DATA_DIR", self.data())
-            .envs(self.vars.iter().cloned())
-            .args(args)
-            .output()
-            .unwrap();
-        (
-            out.status.code().unwrap_or(-1),
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ),
-        )
-    }
-
-    fn cli_ok(&self, args: &[&str]) -> String {
-        let (code, out) = self.cli(args);
-        assert_eq!(code, 0, "fzip {args:?}: {out}");
-        out
-    }
-
-    fn token(&self, user: &str) -> String {
-        self.cli_ok(&["token", "--user", user]).trim().to_string()
-    }
-
-    fn summary(&self, user: &str) -> Value {
-        serde_json::from_str(&self.cli_ok(&["--json", "profile", "summary", "--user", user]))
-            .unwrap()
-    }
-
-    /// `fzip serve` on `listen` (`127.0.0.1:0` for any port).
-    fn serve(&self, listen: &str) -> Server {
-        let mut child = Command::new(FZIP)
-            .env("FZIP_DATA_DIR", self.data())
-            .envs(self.vars.iter().cloned())
-            .env("FZIP_LOG", "info")
-            .args(["serve", "--listen", listen, "--shutdown-grace-secs", "2"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let mut lines = BufReader::new(stderr).lines();
-        let base = loop {
-            let line = lines
-                .next()
-                .expect("the server exited before listening")
-                .unwrap();
-            if let Some(rest) = line.split("fzip listening on ").nth(1) {
-                break rest.split_whitespace().next().unwrap().to_string();
-            }
-        };
-        std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
-        Server { child, base }
-    }
-}
-
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    fn addr(&self) -> String {
-        self.base.trim_start_matches("http://").to_string()
-    }
+/// `fzip serve` on `listen` (`127.0.0.1:0` for any port).
+fn serve(env: &Env, listen: &str) -> Server {
+    env.serve_on(listen, &[], &[], &env.data())
 }
 
 fn http() -> reqwest::blocking::Client {
@@ -620,7 +493,7 @@ fn page_end_to_end(env: Env, backend: &str) {
         "--files",
         &FILES.to_string(),
     ]);
-    let mut server = env.serve("127.0.0.1:0");
+    let mut server = serve(&env, "127.0.0.1:0");
     check_headers(&server, env.s3.as_deref());
     let alice_token = env.token("alice");
     let alice_profile = get_json(&server, &alice_token, "/fzip/profile");
@@ -822,7 +695,7 @@ fn page_end_to_end(env: Env, backend: &str) {
                 .contains("Cannot reach the server")
         );
         tab.shot("server-restarting").await;
-        server = env.serve(&addr);
+        server = serve(&env, &addr);
         tab.wait_for(
             "the page to reconnect",
             "document.getElementById('connection').hidden && \
@@ -1131,7 +1004,7 @@ fn web_page_on_sqlite_and_folder() {
 
 #[test]
 fn web_page_on_postgres_and_s3() {
-    if let Some(env) = Env::postgres_s3() {
+    if let Some(env) = Env::postgres_s3("web") {
         page_end_to_end(env, "postgres-s3");
     }
 }

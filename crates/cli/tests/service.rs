@@ -2,187 +2,34 @@
 //! scripts would drive it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use reqwest::blocking::{Client, Response};
 use serde_json::{Value, json};
 
-const FZIP: &str = env!("CARGO_BIN_EXE_fzip");
+mod support;
 
-/// A data directory, the database and blob storage, and the servers started on them.
-struct Env {
-    dir: tempfile::TempDir,
-    /// Environment of every `fzip` this test runs (which database, which blob storage).
-    vars: Vec<(String, String)>,
-    /// Where the blob storage keeps its objects on disk (a folder, or the S3 server's).
-    blob_root: PathBuf,
-    _guards: Vec<Box<dyn std::any::Any>>,
+use support::{Env, FZIP, Server};
+
+/// Servers for these tests: any port, and leases of 2 s so that a dead server's jobs are taken
+/// over quickly.
+trait Serve {
+    fn serve(&self, extra: &[&str]) -> Server;
+    /// A server with its own data directory and extra environment.
+    fn serve_with(&self, extra: &[&str], vars: &[(&str, &str)], data: &Path) -> Server;
 }
 
-impl Env {
-    /// The embedded default: SQLite and a blob folder in the data directory.
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let blob_root = dir.path().join("data").join("blobs");
-        Env {
-            dir,
-            vars: Vec::new(),
-            blob_root,
-            _guards: Vec::new(),
-        }
-    }
-
-    /// PostgreSQL (a schema of its own, migrated) and S3 (a server of its own, checking
-    /// signatures); `None` when PostgreSQL is missing and `FZIP_SKIP_POSTGRES=1`.
-    fn postgres_s3() -> Option<Self> {
-        let schema = fzip_store_postgres::testing::TestSchema::create().unwrap()?;
-        let s3 = fzip_test_s3::S3Server::start("fzip").unwrap();
-        let mut vars = vec![
-            ("FZIP_DATABASE_URL".to_string(), schema.url.clone()),
-            ("FZIP_BLOB_STORE".to_string(), "s3://fzip/svc".to_string()),
-        ];
-        vars.extend(s3.env());
-        let blob_root = s3.object_path("svc");
-        Some(Env {
-            dir: tempfile::tempdir().unwrap(),
-            vars,
-            blob_root,
-            _guards: vec![Box::new(schema), Box::new(s3)],
-        })
-    }
-
-    fn blobs(&self) -> &Path {
-        &self.blob_root
-    }
-
-    fn data(&self) -> PathBuf {
-        self.dir.path().join("data")
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    /// Runs the CLI on this data directory and returns (exit code, stdout).
-    fn cli(&self, args: &[&str]) -> (i32, String) {
-        let out = Command::new(FZIP)
-            .env("FZIP_DATA_DIR", self.data())
-            .envs(self.vars.iter().cloned())
-            .args(args)
-            .output()
-            .unwrap();
-        (
-            out.status.code().unwrap_or(-1),
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ),
-        )
-    }
-
-    fn cli_ok(&self, args: &[&str]) -> String {
-        let (code, out) = self.cli(args);
-        assert_eq!(code, 0, "fzip {args:?}: {out}");
-        out
-    }
-
-    fn token(&self, user: &str) -> String {
-        self.cli_ok(&["token", "--user", user]).trim().to_string()
-    }
-
-    fn summary(&self, user: &str) -> Value {
-        serde_json::from_str(&self.cli_ok(&["--json", "profile", "summary", "--user", user]))
-            .unwrap()
-    }
-
+impl Serve for Env {
     fn serve(&self, extra: &[&str]) -> Server {
         self.serve_with(extra, &[], &self.data())
     }
 
-    /// A server with its own data directory and extra environment.
     fn serve_with(&self, extra: &[&str], vars: &[(&str, &str)], data: &Path) -> Server {
-        let mut child = Command::new(FZIP)
-            .env("FZIP_DATA_DIR", data)
-            .envs(self.vars.iter().cloned())
-            .envs(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())))
-            .env("FZIP_LOG", "info")
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--lease-secs",
-                "2",
-                "--shutdown-grace-secs",
-                "2",
-            ])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let mut lines = BufReader::new(stderr).lines();
-        let base = loop {
-            let line = lines
-                .next()
-                .expect("the server exited before listening")
-                .unwrap();
-            if let Some(rest) = line.split("fzip listening on ").nth(1) {
-                break rest.split_whitespace().next().unwrap().to_string();
-            }
-        };
-        // Keep draining the log so the server never blocks on a full pipe.
-        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-        let sink = log.clone();
-        let drain = std::thread::spawn(move || {
-            for line in lines.map_while(Result::ok) {
-                let mut l = sink.lock().unwrap();
-                l.push_str(&line);
-                l.push('\n');
-            }
-        });
-        Server {
-            child,
-            base,
-            log,
-            drain: Some(drain),
-        }
-    }
-}
-
-struct Server {
-    child: Child,
-    base: String,
-    log: std::sync::Arc<std::sync::Mutex<String>>,
-    drain: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    /// Kills the server and returns everything it logged, up to its last line.
-    fn kill(mut self) -> String {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        // The pipe is closed now: wait for the drain to read what was left in it.
-        if let Some(drain) = self.drain.take() {
-            let _ = drain.join();
-        }
-        self.log.lock().unwrap().clone()
+        let args = [&["--lease-secs", "2"], extra].concat();
+        self.serve_on("127.0.0.1:0", &args, vars, data)
     }
 }
 
@@ -1413,7 +1260,7 @@ macro_rules! on_every_backend {
             $(
                 #[test]
                 fn $name() {
-                    if let Some(env) = super::Env::postgres_s3() {
+                    if let Some(env) = super::Env::postgres_s3("svc") {
                         super::$name(env);
                     }
                 }
@@ -1487,7 +1334,7 @@ fn runs(server: &'static str, log: &str) -> Vec<Run> {
 /// its jobs over; no job ever runs on both at the same time.
 #[test]
 fn two_servers_share_the_work_and_survive_a_crash() {
-    let Some(env) = Env::postgres_s3() else {
+    let Some(env) = Env::postgres_s3("svc") else {
         return;
     };
     const N: usize = 20;

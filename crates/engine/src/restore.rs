@@ -161,6 +161,21 @@ struct Outcome {
     without_content: Vec<String>,
 }
 
+/// An entity read from the package, owned by the restoring user.
+fn owned<T: Entity, E: std::fmt::Display>(
+    item: Result<T, E>,
+    user: &str,
+) -> Result<T, EngineError> {
+    let mut entity = item.map_err(|e| {
+        EngineError::Other(format!(
+            "{}: {e} (it passed validation; the package changed?)",
+            T::KIND
+        ))
+    })?;
+    entity.set_owner(user);
+    Ok(entity)
+}
+
 /// Streams one collection into the writer in batches, with the restoring user as owner.
 fn copy<T: Entity, R: Read + Seek + Send>(
     reader: &mut PackageReader<R>,
@@ -173,14 +188,7 @@ fn copy<T: Entity, R: Read + Seek + Send>(
     let mut batch: Vec<T> = Vec::with_capacity(BATCH);
     let mut n = 0u64;
     let result = reader.read_entities::<T, EngineError>(|item| {
-        let mut entity = item.map_err(|e| {
-            EngineError::Other(format!(
-                "{}: {e} (it passed validation; the package changed?)",
-                T::KIND
-            ))
-        })?;
-        entity.set_owner(user);
-        batch.push(entity);
+        batch.push(owned(item, user)?);
         if batch.len() == BATCH {
             if progress.is_cancelled() {
                 return Err(EngineError::Cancelled);
@@ -222,14 +230,7 @@ fn copy_pipelined<T: Entity + Send, R: Read + Seek + Send>(
         let reading = scope.spawn(move || {
             let mut batch: Vec<T> = Vec::with_capacity(BATCH);
             let result = reader.read_entities::<T, EngineError>(|item| {
-                let mut entity = item.map_err(|e| {
-                    EngineError::Other(format!(
-                        "{}: {e} (it passed validation; the package changed?)",
-                        T::KIND
-                    ))
-                })?;
-                entity.set_owner(user);
-                batch.push(entity);
+                batch.push(owned(item, user)?);
                 if batch.len() == BATCH {
                     if stop.load(std::sync::atomic::Ordering::Relaxed) {
                         return Err(EngineError::Cancelled);
