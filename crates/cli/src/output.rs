@@ -244,6 +244,7 @@ impl Out {
         if r.problems_omitted > 0 {
             println!("  … and {} more", r.problems_omitted);
         }
+        housef3_lines(r);
     }
 
     pub fn inspect(
@@ -272,6 +273,8 @@ impl Out {
                 "preview": r.preview,
                 "entries": entries,
                 "problems": r.problems,
+                "housef3Warnings": r.housef3_warnings,
+                "housef3WarningsOmitted": r.housef3_warnings_omitted,
             }));
         }
         println!(
@@ -347,6 +350,7 @@ impl Out {
         for p in r.problems.iter().take(20) {
             println!("    {p}");
         }
+        housef3_lines(r);
     }
 
     pub fn diff(&self, r: &DiffReport) {
@@ -619,6 +623,21 @@ impl Out {
 }
 
 /// The backup quality block (the manifest's `validation`), for reading.
+/// Values HouseF3's own models would refuse: warnings, listed after the problems.
+fn housef3_lines(r: &VerifyReport) {
+    let n = r.housef3_warnings.len() as u64 + r.housef3_warnings_omitted;
+    if n == 0 {
+        return;
+    }
+    println!("  HouseF3 would refuse {n} value(s) (fzip keeps and restores them as they are):");
+    for w in r.housef3_warnings.iter().take(20) {
+        println!("    WARN {w}");
+    }
+    if n > 20 {
+        println!("    … and {} more", n - 20);
+    }
+}
+
 fn quality_lines(q: &Value) {
     let Some(overall) = q.get("overall_quality").and_then(Value::as_str) else {
         return;

@@ -1,7 +1,8 @@
 //! A realistic, deterministic demo profile.
 //!
 //! For a seed and sizes the profile is always the same, byte for byte: accounts of every type in
-//! several currencies (JPY with no decimals, KWD with three), a three-level category hierarchy
+//! several currencies (JPY with no decimals; Kuwaiti dinars with three, in HouseF3's `other`, since
+//! demo profiles use only the currency codes HouseF3 knows), a three-level category hierarchy
 //! with rules of every condition, CSV file maps, statement files whose bytes are real-looking CSV
 //! and OFX rendered from their transactions, and transactions with memos, check numbers, FIT ids,
 //! suggested and confirmed category assignments, negative amounts and non-ASCII descriptions.
@@ -14,9 +15,9 @@ use std::time::Instant;
 
 use fzip_model::{
     Account, AccountType, AssignmentStatus, Category, CategoryAssignment, CategoryRule,
-    CategoryType, Currency, DateRange, Decimal, Extras, FieldMapping, FileFormat, FileMap,
-    ProcessingStatus, RuleCondition, RuleInheritanceMode, Score, Transaction, TransactionFile,
-    transaction_hash,
+    CategoryType, Confidence, Currency, DateRange, Decimal, Extras, FieldMapping, FileFormat,
+    FileMap, ProcessingStatus, RuleCondition, RuleInheritanceMode, Score, Transaction,
+    TransactionFile, transaction_hash,
 };
 use fzip_store::{BlobStore, ProfileWriter, StoredFile};
 use rand_chacha::ChaCha8Rng;
@@ -107,6 +108,17 @@ struct AccountSpec {
     currency: &'static str,
     locale: Locale,
     format: FileFormat,
+}
+
+impl AccountSpec {
+    /// Digits after the decimal point in this account's amounts: its currency's, or the three
+    /// of the Kuwaiti account's dinars.
+    fn digits(&self) -> u32 {
+        match self.locale {
+            Locale::Kw => 3,
+            _ => Currency::parse(self.currency).map_or(2, |c| c.minor_digits()),
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -206,7 +218,8 @@ const ACCOUNTS: &[AccountSpec] = &[
         name: "Kuwait Salary Account",
         kind: AccountType::Other,
         institution: Some("National Bank of Kuwait"),
-        currency: "KWD",
+        // Kuwaiti dinars, in HouseF3's `other` (its currency enum has no KWD): three decimals.
+        currency: "other",
         locale: Locale::Kw,
         format: FileFormat::Csv,
     },
@@ -727,7 +740,7 @@ fn fill(
             notes: match i {
                 1 => Some("Hauptkonto — Gehalt & Miete".into()),
                 5 => Some("ポイント還元 1%".into()),
-                10 => Some("Amounts in fils: 1 KWD = 1000 fils".into()),
+                10 => Some("Kuwaiti dinars (KWD), three decimals: 1 KWD = 1000 fils".into()),
                 _ => None,
             },
             is_active: i != 9,
@@ -816,7 +829,7 @@ fn fill(
         let a = (f as usize) % ACCOUNTS.len();
         let spec = &ACCOUNTS[a];
         let account = &accounts[a];
-        let digits = Currency::parse(spec.currency).map_or(2, |c| c.minor_digits());
+        let digits = spec.digits();
         let n = per_file + u64::from(f < extra);
         // Statements spread over three years; each account's statements follow each other.
         let month = (f * 36 / files) as i64;
@@ -891,7 +904,11 @@ fn fill(
                 let assigned = created + 1_000;
                 categories_of_tx.push(CategoryAssignment {
                     category_id: cat.category_id.clone(),
-                    confidence: Score(if manual { 100 } else { 70 + g.below(30) as i32 }),
+                    confidence: Confidence::whole(if manual {
+                        100
+                    } else {
+                        70 + g.below(30) as i32
+                    }),
                     status: AssignmentStatus::Confirmed,
                     is_manual: manual,
                     assigned_at: assigned,
@@ -915,7 +932,7 @@ fn fill(
                     }
                     categories_of_tx.push(CategoryAssignment {
                         category_id: cat.category_id.clone(),
-                        confidence: Score(40 + g.below(55) as i32),
+                        confidence: Confidence::whole(40 + g.below(55) as i32),
                         status: AssignmentStatus::Suggested,
                         is_manual: false,
                         assigned_at: created + 1_000,
@@ -1032,7 +1049,7 @@ fn fill(
 
     // Account balances and dates follow from their transactions.
     for (i, account) in accounts.iter_mut().enumerate() {
-        let digits = Currency::parse(ACCOUNTS[i].currency).map_or(2, |c| c.minor_digits());
+        let digits = ACCOUNTS[i].digits();
         account.balance = Some(Decimal::from_minor(balances[i], digits));
         let own: Vec<&StoredFile> = stored
             .iter()

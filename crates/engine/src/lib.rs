@@ -35,7 +35,7 @@ pub use error::EngineError;
 pub use import::{ImportOptions, ImportReport, MergeStrategy, import};
 pub use progress::{CancelFlag, NoProgress, Progress};
 pub use restore::{RestoreOptions, RestoreReport, open_package, restore};
-pub use verify::{VerifyReport, verify};
+pub use verify::{Housef3Warning, VerifyReport, verify};
 
 /// What every operation works on.
 #[derive(Clone)]

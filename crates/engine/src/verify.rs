@@ -24,6 +24,8 @@ use crate::progress::Progress;
 
 /// At most this many problems are listed; the rest are counted.
 const MAX_LISTED_PROBLEMS: usize = 200;
+/// At most this many HouseF3 compatibility warnings are listed; the rest are counted.
+const MAX_LISTED_HOUSEF3_WARNINGS: usize = 100;
 /// At most this many unresolved ids are kept per collection.
 const MAX_UNRESOLVED: usize = 10_000;
 
@@ -133,6 +135,32 @@ pub struct Preview {
     pub file_bytes: u64,
 }
 
+/// A value the package holds that HouseF3's own models would refuse
+/// ([`fzip_model::housef3_compat`]): fzip restores it as it is, HouseF3 would drop or refuse the
+/// entity. A warning only: it never makes a package invalid.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Housef3Warning {
+    /// The data entry holding the entity.
+    pub entry: String,
+    /// The kind of entity: `account`, `transaction`, `category`, `transaction file`.
+    pub entity: String,
+    pub id: String,
+    /// The JSON key path within the entity, such as `currency` or `categories[0].confidence`.
+    pub field: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for Housef3Warning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {}: {} {}",
+            self.entity, self.id, self.field, self.message
+        )
+    }
+}
+
 /// The result of checking a package.
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -152,6 +180,10 @@ pub struct VerifyReport {
     pub problems_omitted: u64,
     pub errors: u64,
     pub warnings: u64,
+    /// Values HouseF3's models would refuse (at most 100 listed; they do not count as
+    /// `warnings` and never make the package invalid).
+    pub housef3_warnings: Vec<Housef3Warning>,
+    pub housef3_warnings_omitted: u64,
     /// The quality block the manifest carries, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub quality: Option<serde_json::Value>,
@@ -289,6 +321,8 @@ impl External {
 struct Checker<'p> {
     progress: &'p dyn Progress,
     findings: Findings,
+    housef3: Vec<Housef3Warning>,
+    housef3_omitted: u64,
     external: External,
     counts: EntityCounts,
     category_rules: u64,
@@ -327,6 +361,28 @@ impl Checker<'_> {
         for i in issues {
             self.findings
                 .schema_error(entry, format!("{} {id}: {i}", kind.singular()));
+        }
+    }
+
+    fn housef3(
+        &mut self,
+        entry: &str,
+        kind: EntityKind,
+        id: &str,
+        issues: Vec<fzip_model::SchemaIssue>,
+    ) {
+        for i in issues {
+            if self.housef3.len() < MAX_LISTED_HOUSEF3_WARNINGS {
+                self.housef3.push(Housef3Warning {
+                    entry: entry.to_string(),
+                    entity: kind.singular().to_string(),
+                    id: id.to_string(),
+                    field: i.field,
+                    message: i.message,
+                });
+            } else {
+                self.housef3_omitted += 1;
+            }
         }
     }
 
@@ -436,6 +492,11 @@ fn stream<T: Entity, R: Read + Seek + Send>(
                     let id = entity.id().into_owned();
                     c.schema(&entry, T::KIND, &id, issues);
                 }
+                let compat = entity.housef3_issues();
+                if !compat.is_empty() {
+                    let id = entity.id().into_owned();
+                    c.housef3(&entry, T::KIND, &id, compat);
+                }
                 visit(c, &entry, entity);
             }
             Err(e) => c.element_error(&entry, T::KIND, e),
@@ -473,6 +534,8 @@ pub fn verify<R: Read + Seek + Send>(
     let mut c = Checker {
         progress,
         findings: Findings::default(),
+        housef3: Vec::new(),
+        housef3_omitted: 0,
         external: External::from_manifest(&manifest.raw),
         counts: EntityCounts::default(),
         category_rules: 0,
@@ -663,6 +726,7 @@ pub fn verify<R: Read + Seek + Send>(
     let file_bytes = c.files.values().filter_map(|f| f.size).sum();
 
     let mut findings = c.findings;
+    let (housef3_warnings, housef3_warnings_omitted) = (c.housef3, c.housef3_omitted);
     findings
         .problems
         .sort_by_key(|p| matches!(p.severity, Severity::Warning));
@@ -714,6 +778,8 @@ pub fn verify<R: Read + Seek + Send>(
         problems_omitted: findings.omitted,
         errors: findings.errors,
         warnings: findings.warnings,
+        housef3_warnings,
+        housef3_warnings_omitted,
         quality: manifest.get("validation").cloned(),
         processing_summary: manifest.get("processingSummary").cloned(),
         unresolved: c

@@ -21,6 +21,9 @@ fn text() -> impl Strategy<Value = String> {
     prop_oneof![
         "[a-zA-Z0-9 ]{0,12}",
         "\\PC{0,16}",
+        // Any character at all: NUL, C0 and C1 controls, DEL, emoji, U+10FFFF.
+        "(?s).{0,16}",
+        "[\\x00-\\x1f\\x7f\\u{80}-\\u{9f}\\u{10FFFF}a😀]{1,8}",
         Just("Müller — \"Café\" \\ ✈️\n".to_string())
     ]
 }
@@ -217,7 +220,11 @@ fn build(env: &Env, user: &str, s: &Shape) {
                     .map(|c| {
                         vec![CategoryAssignment {
                             category_id: id(2, c),
-                            confidence: Score(50),
+                            confidence: if c % 2 == 1 {
+                                Confidence::parse("0.950").unwrap()
+                            } else {
+                                Confidence::whole(50)
+                            },
                             status: AssignmentStatus::Suggested,
                             is_manual: true,
                             assigned_at: 5,
@@ -239,39 +246,41 @@ fn build(env: &Env, user: &str, s: &Shape) {
     w.commit().unwrap();
 }
 
+/// Every entity's exact JSON text (so `0.950` and `"10.50"` must come back as written), without
+/// the owner and the storage location.
 fn dump(env: &Env, user: &str) -> Vec<String> {
     let mut snap = env.engine.store.snapshot(user).unwrap();
     let mut out = Vec::new();
-    let strip = |mut v: serde_json::Value| {
-        if let Some(o) = v.as_object_mut() {
-            o.remove("userId");
-            o.remove("s3Key");
-        }
-        v.to_string()
-    };
+    fn text<T: Entity>(mut e: T) -> String {
+        e.set_owner("");
+        serde_json::to_string(&e).unwrap()
+    }
     out.extend(
         snap.next_accounts(DEFAULT_BATCH)
             .unwrap()
-            .iter()
-            .map(|e| strip(serde_json::to_value(e).unwrap())),
+            .into_iter()
+            .map(text),
     );
     out.extend(
         snap.next_categories(DEFAULT_BATCH)
             .unwrap()
-            .iter()
-            .map(|e| strip(serde_json::to_value(e).unwrap())),
+            .into_iter()
+            .map(text),
     );
     out.extend(
         snap.next_transaction_files(DEFAULT_BATCH)
             .unwrap()
-            .iter()
-            .map(|e| strip(serde_json::to_value(&e.file).unwrap())),
+            .into_iter()
+            .map(|mut f| {
+                f.file.s3_key = None;
+                text(f.file)
+            }),
     );
     out.extend(
         snap.next_transactions(DEFAULT_BATCH)
             .unwrap()
-            .iter()
-            .map(|e| strip(serde_json::to_value(e).unwrap())),
+            .into_iter()
+            .map(text),
     );
     out.sort();
     out

@@ -28,6 +28,9 @@ fn text() -> impl Strategy<Value = String> {
     prop_oneof![
         "[a-zA-Z0-9 ]{0,20}",
         "\\PC{0,30}",
+        // Any character at all: NUL, C0 and C1 controls, DEL, emoji, U+10FFFF.
+        "(?s).{0,30}",
+        "[\\x00-\\x1f\\x7f\\u{80}-\\u{9f}\\u{10FFFF}a😀]{1,12}",
         Just("Café — Müller & Söhne \"quoted\" \\ back\nslash".to_string()),
         Just("楽天カード ✈️ 💶".to_string()),
     ]
@@ -138,10 +141,23 @@ fn account() -> impl Strategy<Value = Account> {
         )
 }
 
+/// HouseF3's whole numbers, and the design documents' floats kept as written.
+fn confidence() -> impl Strategy<Value = Confidence> {
+    prop_oneof![
+        (0i32..=100).prop_map(Confidence::whole),
+        (0u32..=10_000, 1usize..4).prop_map(|(n, d)| {
+            let text = format!("{}.{:0d$}", n / 10_000, n % 10_000, d = d);
+            Confidence::parse(&text).unwrap()
+        }),
+        Just(Confidence::parse("0.950").unwrap()),
+        Just(Confidence::parse("9.5e1").unwrap()),
+    ]
+}
+
 fn assignment() -> impl Strategy<Value = CategoryAssignment> {
     (
         uuid(),
-        0i32..=100,
+        confidence(),
         any::<bool>(),
         any::<bool>(),
         millis(),
@@ -152,7 +168,7 @@ fn assignment() -> impl Strategy<Value = CategoryAssignment> {
         .prop_map(
             |(id, conf, confirmed, manual, at, cat, rule, extras)| CategoryAssignment {
                 category_id: id,
-                confidence: Score(conf),
+                confidence: conf,
                 status: if confirmed {
                     AssignmentStatus::Confirmed
                 } else {

@@ -172,8 +172,9 @@ impl<'de> Deserialize<'de> for Currency {
     }
 }
 
-/// A confidence or priority on HouseF3's 0–100 scale. The design documents describe confidence as
-/// a float; whole-number floats (`95.0`) are accepted.
+/// A rule's priority or confidence on HouseF3's 0–100 scale (an integer in HouseF3 and in the
+/// design documents); whole-number floats (`95.0`) are accepted. An assignment's confidence is a
+/// [`Confidence`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(transparent)]
 pub struct Score(pub i32);
@@ -210,6 +211,120 @@ impl<'de> Deserialize<'de> for Score {
     }
 }
 
+/// A category assignment's `confidence`. HouseF3 writes a whole number from 0 to 100; the design
+/// documents describe it as a float (`0.95`). Either is kept as the exact number text it was
+/// written with (`0.95` stays `0.95`, `95` stays `95`), so a package round-trips byte for byte;
+/// the schema accepts any number from 0 to 100.
+#[derive(Clone, Debug)]
+pub struct Confidence(ConfidenceRepr);
+
+#[derive(Clone, Debug)]
+enum ConfidenceRepr {
+    /// An integer written in its plain form (`95`): HouseF3's own values.
+    Whole(i32),
+    /// Any other JSON number, as written (`0.95`, `95.0`, `9.5e1`).
+    Written(Box<serde_json::value::RawValue>),
+}
+
+impl Confidence {
+    /// A whole-number confidence, as HouseF3 writes it.
+    pub fn whole(n: i32) -> Self {
+        Confidence(ConfidenceRepr::Whole(n))
+    }
+
+    /// The confidence a JSON number text stands for; `None` when `text` is not a JSON number.
+    pub fn parse(text: &str) -> Option<Self> {
+        let raw = serde_json::value::RawValue::from_string(text.to_string()).ok()?;
+        Self::from_raw(raw)
+    }
+
+    fn from_raw(raw: Box<serde_json::value::RawValue>) -> Option<Self> {
+        let text = raw.get();
+        // Valid JSON starting with a digit or a minus sign is a number.
+        if !text.starts_with(|c: char| c == '-' || c.is_ascii_digit()) {
+            return None;
+        }
+        Some(match text.parse::<i32>() {
+            Ok(n) if n.to_string() == text => Confidence(ConfidenceRepr::Whole(n)),
+            _ => Confidence(ConfidenceRepr::Written(raw)),
+        })
+    }
+
+    /// The value when it is written as a plain integer (HouseF3's form).
+    pub fn as_whole(&self) -> Option<i32> {
+        match &self.0 {
+            ConfidenceRepr::Whole(n) => Some(*n),
+            ConfidenceRepr::Written(_) => None,
+        }
+    }
+
+    /// The value as a float, for range checks only (infinite when the text is out of range).
+    pub fn value(&self) -> f64 {
+        match &self.0 {
+            ConfidenceRepr::Whole(n) => f64::from(*n),
+            ConfidenceRepr::Written(raw) => raw.get().parse().unwrap_or(f64::NAN),
+        }
+    }
+
+    /// The number text as written.
+    pub fn text(&self) -> std::borrow::Cow<'_, str> {
+        match &self.0 {
+            ConfidenceRepr::Whole(n) => std::borrow::Cow::Owned(n.to_string()),
+            ConfidenceRepr::Written(raw) => std::borrow::Cow::Borrowed(raw.get()),
+        }
+    }
+}
+
+impl From<i32> for Confidence {
+    fn from(n: i32) -> Self {
+        Confidence::whole(n)
+    }
+}
+
+impl PartialEq for Confidence {
+    fn eq(&self, other: &Self) -> bool {
+        match (&self.0, &other.0) {
+            (ConfidenceRepr::Whole(a), ConfidenceRepr::Whole(b)) => a == b,
+            _ => self.text() == other.text(),
+        }
+    }
+}
+
+impl Eq for Confidence {}
+
+impl std::hash::Hash for Confidence {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.text().hash(state);
+    }
+}
+
+impl fmt::Display for Confidence {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text())
+    }
+}
+
+impl Serialize for Confidence {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match &self.0 {
+            ConfidenceRepr::Whole(n) => s.serialize_i32(*n),
+            ConfidenceRepr::Written(raw) => raw.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Confidence {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = Box::<serde_json::value::RawValue>::deserialize(d)?;
+        let shown: String = raw.get().chars().take(40).collect();
+        Confidence::from_raw(raw).ok_or_else(|| {
+            de::Error::custom(format_args!(
+                "confidence {shown} is not a number (expected 0–100, such as 95 or 0.95)"
+            ))
+        })
+    }
+}
+
 entity! {
     /// A financial account (`data/accounts.json`).
     pub struct Account {
@@ -236,7 +351,7 @@ entity! {
     /// One category assignment of a transaction (`categories[]`).
     pub struct CategoryAssignment {
         category_id: String => "categoryId" [req],
-        confidence: Score => "confidence" [default(Score(100))],
+        confidence: Confidence => "confidence" [default(Confidence::whole(100))],
         status: AssignmentStatus => "status" [default(AssignmentStatus::Suggested)],
         is_manual: bool => "isManual" [default(false)],
         assigned_at: Millis => "assignedAt" [req],
@@ -462,6 +577,37 @@ mod tests {
         let s: Score = serde_json::from_str("95.0").unwrap();
         assert_eq!(s, Score(95));
         assert!(serde_json::from_str::<Score>("0.95").is_err());
+    }
+
+    #[test]
+    fn confidence_keeps_the_number_as_written() {
+        for text in [
+            "95", "0", "100", "0.95", "95.0", "9.5e1", "0.950", "-0", "1E400",
+        ] {
+            let json = format!(
+                r#"{{"categoryId":"c","confidence":{text},"status":"suggested","isManual":false,"assignedAt":1}}"#
+            );
+            let a: CategoryAssignment = serde_json::from_str(&json).unwrap();
+            assert_eq!(a.confidence.text(), text);
+            assert_eq!(serde_json::to_string(&a).unwrap(), json, "{text}");
+            // Through a `Value` too (as tests build them), where it holds the number.
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(&json) else {
+                continue;
+            };
+            let b: CategoryAssignment = serde_json::from_value(v).unwrap();
+            assert_eq!(b.confidence.value(), a.confidence.value(), "{text}");
+        }
+        let whole: Confidence = serde_json::from_str("95").unwrap();
+        assert_eq!(whole, Confidence::whole(95));
+        assert_eq!(whole.as_whole(), Some(95));
+        let frac: Confidence = serde_json::from_str("0.95").unwrap();
+        assert_eq!(frac.as_whole(), None);
+        assert_eq!(frac.value(), 0.95);
+        assert_ne!(frac, Confidence::parse("0.950").unwrap());
+        for bad in [r#""95""#, "true", "null", "[1]"] {
+            let err = serde_json::from_str::<Confidence>(bad).unwrap_err();
+            assert!(err.to_string().contains("not a number"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::housef3_compat;
 use crate::validate::{self, SchemaIssue};
 use crate::{Account, AnalyticsRecord, Category, Decimal, FileMap, Transaction, TransactionFile};
 
@@ -134,6 +135,12 @@ pub trait Entity: Serialize + DeserializeOwned + Clone + PartialEq + Send + Sync
     /// Schema rules beyond JSON types.
     fn validate(&self) -> Vec<SchemaIssue>;
 
+    /// Values fzip keeps but HouseF3's models would refuse ([`crate::housef3_compat`]): warnings,
+    /// never errors.
+    fn housef3_issues(&self) -> Vec<SchemaIssue> {
+        Vec::new()
+    }
+
     /// The owner (`userId`) written in the entity, if any.
     fn owner(&self) -> Option<&str>;
 
@@ -208,6 +215,9 @@ impl Entity for Account {
     fn validate(&self) -> Vec<SchemaIssue> {
         validate::validate_account(self)
     }
+    fn housef3_issues(&self) -> Vec<SchemaIssue> {
+        housef3_compat::account(self)
+    }
     fn owner(&self) -> Option<&str> {
         self.user_id.as_deref()
     }
@@ -229,6 +239,9 @@ impl Entity for Transaction {
     }
     fn validate(&self) -> Vec<SchemaIssue> {
         validate::validate_transaction(self)
+    }
+    fn housef3_issues(&self) -> Vec<SchemaIssue> {
+        housef3_compat::transaction(self)
     }
     fn owner(&self) -> Option<&str> {
         self.user_id.as_deref()
@@ -252,6 +265,9 @@ impl Entity for Category {
     }
     fn validate(&self) -> Vec<SchemaIssue> {
         validate::validate_category(self)
+    }
+    fn housef3_issues(&self) -> Vec<SchemaIssue> {
+        housef3_compat::category(self)
     }
     fn owner(&self) -> Option<&str> {
         self.user_id.as_deref()
@@ -298,6 +314,9 @@ impl Entity for TransactionFile {
     }
     fn validate(&self) -> Vec<SchemaIssue> {
         validate::validate_transaction_file(self)
+    }
+    fn housef3_issues(&self) -> Vec<SchemaIssue> {
+        housef3_compat::transaction_file(self)
     }
     fn owner(&self) -> Option<&str> {
         self.user_id.as_deref()

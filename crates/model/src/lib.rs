@@ -6,6 +6,7 @@
 //!   [`AnalyticsRecord`]) with HouseF3's exact JSON keys and enum strings.
 //! - [`Entity`]: what the package and store layers need from each of them.
 //! - [`transaction_hash`]: HouseF3's `transactionHash`.
+//! - [`housef3_compat`]: values fzip keeps that HouseF3's own models would refuse.
 //!
 //! No I/O happens here.
 #![forbid(unsafe_code)]
@@ -14,6 +15,7 @@ mod decimal;
 mod entities;
 mod extras;
 mod hash;
+pub mod housef3_compat;
 mod kind;
 mod macros;
 pub mod validate;

@@ -65,9 +65,6 @@ impl Checker<'_> {
                 format!("is {n} characters long; at most {max} are allowed"),
             );
         }
-        if value.chars().any(|c| c == '\0') {
-            self.issue(field, "contains a NUL character");
-        }
     }
 
     fn opt_text(&mut self, field: &str, value: Option<&str>, max: usize) {
@@ -131,7 +128,10 @@ pub fn validate_account(a: &Account) -> Vec<SchemaIssue> {
 
 fn validate_assignment(c: &mut Checker<'_>, a: &CategoryAssignment) {
     c.uuid("categoryId", &a.category_id);
-    c.score("confidence", a.confidence.0);
+    let v = a.confidence.value();
+    if !(0.0..=100.0).contains(&v) {
+        c.issue("confidence", format!("{} is outside 0–100", a.confidence));
+    }
     c.millis("assignedAt", a.assigned_at);
     c.opt_millis("confirmedAt", a.confirmed_at);
     c.opt_text("ruleId", a.rule_id.as_deref(), MAX_ID_LEN);
@@ -295,6 +295,31 @@ mod tests {
         assert!(is_uuid("e633081f-a7ca-4ba9-b18a-98cf35ef27eb"));
         assert!(!is_uuid("e633081f-a7ca-4ba9-b18a-98cf35ef27e"));
         assert!(!is_uuid("../../etc/passwd-aaaaaaaaaaaaaaaaaaaaaa"));
+    }
+
+    #[test]
+    fn any_text_is_allowed_nul_and_control_characters_included() {
+        // HouseF3's models accept them, so its backups can hold them.
+        let t: Transaction = serde_json::from_str(r#"{"transactionId":"e633081f-a7ca-4ba9-b18a-98cf35ef27eb","accountId":"e633081f-a7ca-4ba9-b18a-98cf35ef27eb","date":1,"description":"a\u0000b\u0001\u007f\r\n😀","memo":"\u0000","amount":"1","createdAt":1,"updatedAt":1}"#).unwrap();
+        assert!(t.description.contains('\0'));
+        assert_eq!(validate_transaction(&t), []);
+    }
+
+    #[test]
+    fn assignment_confidence_is_any_number_from_0_to_100() {
+        let tx = |conf: &str| -> Transaction {
+            serde_json::from_str(&format!(r#"{{"transactionId":"e633081f-a7ca-4ba9-b18a-98cf35ef27eb","accountId":"e633081f-a7ca-4ba9-b18a-98cf35ef27eb","date":1,"description":"d","amount":"1","categories":[{{"categoryId":"e633081f-a7ca-4ba9-b18a-98cf35ef27eb","confidence":{conf},"assignedAt":1}}],"createdAt":1,"updatedAt":1}}"#)).unwrap()
+        };
+        for ok in ["0", "95", "100", "0.95", "99.5", "1e1"] {
+            assert_eq!(validate_transaction(&tx(ok)), [], "{ok}");
+        }
+        for bad in ["-1", "-0.5", "100.01", "250", "1e400"] {
+            let fields: Vec<_> = validate_transaction(&tx(bad))
+                .into_iter()
+                .map(|i| i.field)
+                .collect();
+            assert_eq!(fields, ["categories[0].confidence"], "{bad}");
+        }
     }
 
     #[test]

@@ -242,7 +242,12 @@ pub fn sample(transactions: u64) -> Sample {
             } else {
                 vec![CategoryAssignment {
                     category_id: uuid(i % 4, 2),
-                    confidence: Score(97),
+                    // The design documents' fractional form, kept as written.
+                    confidence: if i % 4 == 1 {
+                        Confidence::parse("0.950").unwrap()
+                    } else {
+                        Confidence::whole(97)
+                    },
                     status: AssignmentStatus::Confirmed,
                     is_manual: i % 2 == 0,
                     assigned_at: 9,
@@ -935,7 +940,7 @@ pub fn audit_records_are_kept_per_user(store: &dyn JobStore) {
     assert_eq!(store.list_audit(None, 10).unwrap().len(), 3);
 }
 
-/// Strings a database might mangle: NUL, control characters, backslashes, quotes, tabs and
+/// Strings a database might mangle: NUL, control characters (C0, DEL, C1, line separators), backslashes, quotes, tabs and
 /// newlines (which `COPY` treats specially), astral-plane characters, U+10FFFF.
 pub fn awkward_text_round_trips(store: &dyn ProfileStore) {
     let awkward = [
@@ -943,6 +948,7 @@ pub fn awkward_text_round_trips(store: &dyn ProfileStore) {
         "\0",
         "\u{10FFFF} leading mark",
         "tab\tnew\nline\rreturn",
+        "controls \u{1}\u{7f}\u{1b}[0m\r\n\u{85}\u{2028} end",
         "back\\slash \\N \\. end",
         "quotes ' \" and ; -- comment",
         "astral 𝄞 😀 and combining é",

@@ -218,3 +218,110 @@ pub fn rebuild(entries: &[(String, Vec<u8>)]) -> Vec<u8> {
         .collect();
     raw_zip(&raw)
 }
+
+/// Strings HouseF3's models accept, so its backups can hold them: NUL, other C0 controls, DEL,
+/// CR/LF, C1 controls, line separators, emoji (astral, written by Python as surrogate pairs),
+/// U+10FFFF, backslashes and quotes.
+pub const AWKWARD_TEXT: &[&str] = &[
+    "nul \0 inside",
+    "\0",
+    "\u{1}start of heading",
+    "del \u{7f} here",
+    "crlf\r\nnext line\rreturn\nnewline",
+    "emoji 😀 💶 ✈️ 👩‍👩‍👧",
+    "all \0\u{1}\u{7f}\r\n😀\t\u{1b}[0m\u{85}\u{2028}\u{10FFFF} \\ \" end",
+    "\u{10FFFF} leading U+10FFFF",
+];
+
+/// JSON text as Python's `json.dumps` writes it (`ensure_ascii=True`, HouseF3's default): every
+/// character outside printable ASCII as `\uXXXX` (astral characters as surrogate pairs).
+pub fn python_json(value: &serde_json::Value) -> String {
+    let text = serde_json::to_string(value).unwrap();
+    let mut out = String::with_capacity(text.len());
+    // serde_json escapes the C0 controls already; outside strings there is only ASCII.
+    for c in text.chars() {
+        if (' '..='~').contains(&c) {
+            out.push(c);
+        } else {
+            let mut units = [0u16; 2];
+            for u in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{u:04x}"));
+            }
+        }
+    }
+    out
+}
+
+/// A copy of a HouseF3 package (`data/{stem}.json.gz` bare arrays, empty `checksums`) with the
+/// entities of one data file changed by `edit`, rewritten as HouseF3 writes them.
+pub fn edit_housef3_data(
+    zip: &[u8],
+    stem: &str,
+    edit: impl FnOnce(&mut Vec<serde_json::Value>),
+) -> Vec<u8> {
+    let name = format!("data/{stem}.json.gz");
+    let mut entries = read_entries(zip);
+    let (_, data) = entries
+        .iter_mut()
+        .find(|(n, _)| *n == name)
+        .unwrap_or_else(|| panic!("no entry {name}"));
+    let mut items: Vec<serde_json::Value> =
+        serde_json::from_reader(flate2::read::GzDecoder::new(&data[..])).unwrap();
+    edit(&mut items);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(python_json(&serde_json::Value::Array(items)).as_bytes())
+        .unwrap();
+    *data = gz.finish().unwrap();
+    rebuild(&entries)
+}
+
+/// HouseF3's `small` fixture with [`AWKWARD_TEXT`] in every transaction's description, memo and
+/// check number (and an unknown key), and in account names and notes, category names, file map
+/// names and descriptions, and statement files' error messages; `None` without the fixtures.
+pub fn housef3_with_awkward_text() -> Option<Vec<u8>> {
+    use serde_json::Value;
+    let dir = housef3_fixture("small")?;
+    let zip = std::fs::read(dir.join("backup.fzip")).unwrap();
+    let awkward = |i: usize| AWKWARD_TEXT[i % AWKWARD_TEXT.len()];
+    let set = |v: &mut Value, key: &str, text: String| {
+        v.as_object_mut()
+            .unwrap()
+            .insert(key.into(), Value::String(text));
+    };
+    let append = |v: &mut Value, key: &str, text: &str| {
+        let old = v[key].as_str().unwrap_or("").to_string();
+        v.as_object_mut()
+            .unwrap()
+            .insert(key.into(), Value::String(format!("{old} {text}")));
+    };
+    let zip = edit_housef3_data(&zip, "transactions", |txs| {
+        for (i, t) in txs.iter_mut().enumerate() {
+            append(t, "description", awkward(i));
+            set(t, "memo", awkward(i + 1).to_string());
+            set(t, "checkNumber", format!("\u{1}{i}\0"));
+            set(t, "zzNote", awkward(i + 2).to_string());
+        }
+    });
+    let zip = edit_housef3_data(&zip, "accounts", |accounts| {
+        for (i, a) in accounts.iter_mut().enumerate() {
+            append(a, "accountName", "\0\u{1}\u{7f}\r\n😀");
+            set(a, "notes", AWKWARD_TEXT.concat() + &i.to_string());
+        }
+    });
+    let zip = edit_housef3_data(&zip, "categories", |categories| {
+        for (i, c) in categories.iter_mut().enumerate() {
+            append(c, "name", awkward(i));
+        }
+    });
+    let zip = edit_housef3_data(&zip, "file_maps", |maps| {
+        for (i, m) in maps.iter_mut().enumerate() {
+            append(m, "name", awkward(i));
+            set(m, "description", awkward(i + 3).to_string());
+        }
+    });
+    Some(edit_housef3_data(&zip, "transaction_files", |files| {
+        for (i, f) in files.iter_mut().enumerate() {
+            set(f, "errorMessage", awkward(i + 4).to_string());
+        }
+    }))
+}
