@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand};
 /// FZIP backup, restore, export and import for personal-finance profiles.
 ///
 /// Exit codes: 0 success, 1 error or differences, 2 usage, 3 invalid package, 4 profile not
-/// empty.
+/// empty, 5 infrastructure failure (disk full, database or blob storage failing).
 #[derive(Debug, Parser)]
 #[command(name = "fzip", version, propagate_version = true)]
 pub struct Cli {
@@ -93,12 +93,17 @@ pub enum Command {
         /// Finish even when a statement file cannot be read (it is named in the manifest).
         #[arg(long)]
         continue_on_missing_files: bool,
-        /// DEFLATE level 0–9 (5 by default: 1.5x faster than 6 for packages 2% larger).
+        /// DEFLATE level 1–9, or 0 to store entries uncompressed (5 by default: 1.5x faster
+        /// than 6 for packages 2% larger).
         #[arg(long, default_value_t = fzip_format::DEFAULT_COMPRESSION_LEVEL, value_parser = clap::value_parser!(i64).range(0..=9))]
         compression_level: i64,
         /// Overwrite FILE if it exists.
         #[arg(long)]
         force: bool,
+        /// Write a package even when the profile holds nothing (otherwise that fails with
+        /// PROFILE_EMPTY: an empty profile is usually a mistyped --user).
+        #[arg(long)]
+        allow_empty: bool,
         /// What to back up: complete, accounts_only, transactions_only, categories_only,
         /// selective.
         #[arg(long = "type", default_value = "complete", value_parser = ["complete", "accounts_only", "transactions_only", "categories_only", "selective"])]

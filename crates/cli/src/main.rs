@@ -49,9 +49,19 @@ pub enum Failure {
         message: String,
         report: serde_json::Value,
     },
+    /// An engine error with a stable code of its own: `PROFILE_EMPTY` (exit 1), and the
+    /// infrastructure failures `DISK_FULL` / `STORAGE_UNAVAILABLE` (exit 5).
+    Coded {
+        code: &'static str,
+        message: String,
+        exit: u8,
+    },
     /// Anything else (exit 1).
     Error(anyhow::Error),
 }
+
+/// Exit status of infrastructure failures: the disk, the database or blob storage failed.
+const EXIT_INFRASTRUCTURE: u8 = 5;
 
 impl From<anyhow::Error> for Failure {
     fn from(e: anyhow::Error) -> Self {
@@ -62,6 +72,17 @@ impl From<anyhow::Error> for Failure {
 impl From<EngineError> for Failure {
     fn from(e: EngineError) -> Self {
         let message = e.to_string();
+        if let Some(code) = e.code() {
+            let exit = match e {
+                EngineError::Unavailable { .. } => EXIT_INFRASTRUCTURE,
+                _ => 1,
+            };
+            return Failure::Coded {
+                code,
+                message,
+                exit,
+            };
+        }
         match e {
             EngineError::InvalidPackage(report) => Failure::Invalid {
                 message,
@@ -85,7 +106,7 @@ impl From<EngineError> for Failure {
 }
 
 fn package_message(p: &PackageError) -> String {
-    format!("invalid package: {p}")
+    p.to_string()
 }
 
 type Outcome = Result<(), Failure>;
@@ -130,6 +151,14 @@ fn main() -> ExitCode {
         Err(Failure::Conflict { message, report }) => {
             out.conflicts(&message, &report);
             ExitCode::from(1)
+        }
+        Err(Failure::Coded {
+            code,
+            message,
+            exit,
+        }) => {
+            out.error(code, &message, None);
+            ExitCode::from(exit)
         }
         Err(Failure::Error(e)) => {
             out.error("ERROR", &format!("{e:#}"), None);
@@ -222,6 +251,7 @@ fn run(cli: &Cli, out: &Out, cancel: Arc<CancelFlag>) -> Outcome {
             continue_on_missing_files,
             compression_level,
             force,
+            allow_empty,
             backup_type,
             accounts,
             from,
@@ -256,6 +286,7 @@ fn run(cli: &Cli, out: &Out, cancel: Arc<CancelFlag>) -> Outcome {
                 continue_on_missing_files: *continue_on_missing_files,
                 compression_level: *compression_level,
                 selection,
+                allow_empty: *allow_empty,
             };
             let bar = bar();
             let result = fzip_engine::backup(&engine, user, file, &options, &bar);
@@ -281,9 +312,16 @@ fn run(cli: &Cli, out: &Out, cancel: Arc<CancelFlag>) -> Outcome {
             })();
             if let Err(e) = finish {
                 let _ = fs::remove_file(&partial);
-                return Err(Failure::Error(
-                    e.context(format!("cannot finish {}", output.display())),
-                ));
+                // Syncing or renaming the finished package failed: the disk, not the package.
+                let full = e
+                    .downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::StorageFull);
+                return Err(EngineError::unavailable(
+                    fzip_engine::Resource::Disk,
+                    full,
+                    format!("cannot finish {}: {e:#}", output.display()),
+                )
+                .into());
             }
             out.backup(&report, output);
             Ok(())

@@ -15,6 +15,9 @@ pub struct Out {
     json: bool,
 }
 
+/// Problems listed in text output; the rest are counted.
+const MAX_SHOWN_PROBLEMS: usize = 20;
+
 fn bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = n as f64;
@@ -97,7 +100,7 @@ impl Out {
             .and_then(|r| r.get("problems"))
             .and_then(Value::as_array)
         {
-            for p in problems.iter().take(50) {
+            for p in problems.iter().take(MAX_SHOWN_PROBLEMS) {
                 let sev = p.get("severity").and_then(Value::as_str).unwrap_or("");
                 let entry = p.get("entry").and_then(Value::as_str);
                 let msg = p.get("message").and_then(Value::as_str).unwrap_or("");
@@ -105,6 +108,15 @@ impl Out {
                     Some(e) => eprintln!("  {sev}: {e}: {msg}"),
                     None => eprintln!("  {sev}: {msg}"),
                 }
+            }
+            let total = ["errors", "warnings"]
+                .iter()
+                .filter_map(|k| report.and_then(|r| r.get(*k)).and_then(Value::as_u64))
+                .sum::<u64>()
+                .max(problems.len() as u64);
+            let shown = problems.len().min(MAX_SHOWN_PROBLEMS) as u64;
+            if total > shown {
+                eprintln!("  … and {} more", total - shown);
             }
         }
     }
@@ -228,21 +240,34 @@ impl Out {
                 r.errors,
                 r.warnings
             );
+            // What it means first; the problems below are the detail.
+            println!("  {}", fzip_engine::invalid_summary(r, 0));
         }
-        println!("  {}", counts_line(&r.counts));
+        if r.valid {
+            println!("  {}", counts_line(&r.counts));
+        } else {
+            // What was read before the damage, and what the manifest says there should be.
+            println!("  read: {}", counts_line(&r.counts));
+            let declared = declared_line(&r.declared_counts);
+            if !declared.is_empty() {
+                println!("  the manifest declares: {declared}");
+            }
+        }
         println!(
             "  {} statement files ({})",
             r.files.iter().filter(|f| f.size.is_some()).count(),
             bytes(r.preview.file_bytes)
         );
-        if let Some(q) = &r.quality {
+        if let Some(q) = r.quality.as_ref().filter(|_| r.valid) {
             quality_lines(q);
         }
-        for p in &r.problems {
+        for p in r.problems.iter().take(MAX_SHOWN_PROBLEMS) {
             println!("  {p}");
         }
-        if r.problems_omitted > 0 {
-            println!("  … and {} more", r.problems_omitted);
+        let shown = r.problems.len().min(MAX_SHOWN_PROBLEMS) as u64;
+        let more = (r.errors + r.warnings).saturating_sub(shown);
+        if more > 0 {
+            println!("  … and {more} more");
         }
         housef3_lines(r);
     }
@@ -347,6 +372,9 @@ impl Out {
             r.errors,
             r.warnings
         );
+        if !r.valid {
+            println!("  {}", fzip_engine::invalid_summary(r, 0));
+        }
         for p in r.problems.iter().take(20) {
             println!("    {p}");
         }
@@ -644,12 +672,12 @@ fn quality_lines(q: &Value) {
     };
     let num = |k: &str| q.get(k).cloned().unwrap_or(Value::Null);
     println!(
-        "  backup quality: {overall} (data integrity {}, completeness {}); {} statement files processed, {} failed; compression {}%; {} s",
+        "  backup quality: {overall} (data integrity {}, completeness {}); {} statement files included, {} missing or damaged; {}; {} s",
         num("data_integrity_score"),
         num("completeness_score"),
         num("files_processed"),
         num("files_failed"),
-        num("compression_ratio"),
+        space_saved(q.get("compression_ratio")),
         num("processing_time_seconds"),
     );
     for (label, key) in [("issue", "issues"), ("recommendation", "recommendations")] {
@@ -658,6 +686,28 @@ fn quality_lines(q: &Value) {
                 println!("    {label}: {text}");
             }
         }
+    }
+}
+
+/// The counts a manifest declares (`dataSummary`), as [`counts_line`] words them.
+fn declared_line(declared: &std::collections::BTreeMap<String, u64>) -> String {
+    fzip_model::EntityKind::ALL
+        .iter()
+        .filter_map(|k| {
+            declared
+                .get(k.camel())
+                .map(|n| format!("{n} {}", k.stem().replace('_', " ")))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The compression figure (`compression_ratio`: space saved, in percent of the uncompressed
+/// size), as every output shows it.
+fn space_saved(ratio: Option<&Value>) -> String {
+    match ratio.and_then(Value::as_f64) {
+        Some(r) => format!("compression saved {:.1} %", r.clamp(0.0, 100.0)),
+        None => "compression not measured".into(),
     }
 }
 

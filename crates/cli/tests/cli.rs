@@ -306,7 +306,7 @@ fn usage_errors_exit_2() {
     // Not a package at all.
     std::fs::write(f.path("junk.fzip"), b"hello").unwrap();
     let out = f.expect(3, &["verify", s(&f.path("junk.fzip"))]);
-    assert!(text(&out).contains("not a ZIP archive"));
+    assert!(text(&out).contains("not a readable FZIP package"));
 }
 
 #[test]

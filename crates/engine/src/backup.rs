@@ -163,9 +163,12 @@ pub struct BackupOptions {
     /// Finish the backup when a statement file cannot be read (it is named in the manifest)
     /// instead of failing.
     pub continue_on_missing_files: bool,
-    /// DEFLATE level 0–9.
+    /// DEFLATE level 1–9; 0 stores entries uncompressed.
     pub compression_level: i64,
     pub selection: Selection,
+    /// Write a package even when the profile holds nothing (otherwise that fails with
+    /// [`EngineError::ProfileEmpty`]: an empty profile is usually a mistyped user id).
+    pub allow_empty: bool,
 }
 
 impl Default for BackupOptions {
@@ -177,6 +180,7 @@ impl Default for BackupOptions {
             continue_on_missing_files: false,
             compression_level: fzip_format::DEFAULT_COMPRESSION_LEVEL,
             selection: Selection::complete(),
+            allow_empty: false,
         }
     }
 }
@@ -414,6 +418,18 @@ fn transaction_selected(t: &Transaction, sel: &Selection) -> bool {
 }
 
 /// The later design's quality assessment, from what the backup measured.
+///
+/// - `data_integrity_score`: the share of the selected statement files whose bytes were read in
+///   full and matched the hash recorded when they were stored (100 when there are none).
+/// - `completeness_score`: the share of what the package should hold that it holds: the rows of
+///   the snapshot (of the collections read) plus the statement files' bytes. A profile that
+///   holds nothing scores 0: completeness of nothing is not 100.
+/// - `overall_quality`: the lower score graded at 95 / 85 / 70 (excellent / good / fair, else
+///   poor); never excellent when a statement file is missing or damaged, always poor for an
+///   empty profile.
+/// - `files_processed` counts the statement files in the package, `files_failed` those left out
+///   (`files_expected` = both).
+/// - `compression_ratio`: space saved, see [`compression_ratio`].
 #[allow(clippy::too_many_arguments)]
 fn assess(
     expected: &EntityCounts,
@@ -439,17 +455,26 @@ fn assess(
             recommendations.insert("Retry the backup");
         }
     }
-    let completeness = if want == 0 {
-        100.0
-    } else {
-        100.0 * got as f64 / want as f64
-    };
-    let failure_rate = if files_expected == 0 {
+    let failed_count = failed.len() as u64;
+    let files_included = files_expected.saturating_sub(failed_count);
+    let empty = expected.total() == 0;
+    let completeness = if empty {
+        issues.push("the profile holds nothing: the package is empty".into());
+        recommendations.insert("Check the user id: an empty profile is usually a mistyped one");
         0.0
     } else {
-        100.0 * failed.len() as f64 / files_expected as f64
+        let (want, got) = (want + files_expected, got + files_included);
+        if want == 0 {
+            100.0
+        } else {
+            100.0 * got as f64 / want as f64
+        }
     };
-    let integrity = 100.0 - (failure_rate * 2.0).min(50.0);
+    let integrity = if files_expected == 0 {
+        100.0
+    } else {
+        100.0 * files_included as f64 / files_expected as f64
+    };
     for f in failed {
         issues.push(format!(
             "statement file {} ({}) is not in the package: {}",
@@ -471,12 +496,14 @@ fn assess(
     }
     let ratio = crate::backup::compression_ratio(uncompressed, compressed);
     let round = |x: f64| (x * 10.0).round() / 10.0;
-    let average = (integrity + completeness) / 2.0;
-    let overall = if average >= 95.0 {
+    let lower = integrity.min(completeness);
+    let overall = if empty {
+        "poor"
+    } else if lower >= 95.0 && failed.is_empty() {
         "excellent"
-    } else if average >= 85.0 {
+    } else if lower >= 85.0 {
         "good"
-    } else if average >= 70.0 {
+    } else if lower >= 70.0 {
         "fair"
     } else {
         "poor"
@@ -485,8 +512,9 @@ fn assess(
         "overall_quality": overall,
         "data_integrity_score": round(integrity),
         "completeness_score": round(completeness),
-        "files_processed": files_expected,
-        "files_failed": failed.len(),
+        "files_processed": files_included,
+        "files_failed": failed_count,
+        "files_expected": files_expected,
         "compression_ratio": ratio,
         "processing_time_seconds": round(seconds),
         "issues": issues,
@@ -515,6 +543,11 @@ pub fn backup<W: Write + Seek>(
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let mut snap = engine.store.snapshot(user)?;
     let expected = snap.summary()?.counts;
+    if expected.total() == 0 && !options.allow_empty {
+        return Err(EngineError::ProfileEmpty {
+            user: user.to_string(),
+        });
+    }
     let mut writer = PackageWriter::new(
         out,
         WriterOptions {
@@ -888,14 +921,17 @@ pub fn backup<W: Write + Seek>(
     ))
 }
 
-/// Space saved by compression, in percent (the design's `compression_ratio`: 73.5 means the
-/// package is 26.5 % of the original size).
+/// Space saved by compression, in percent of the uncompressed size: the design's
+/// `compression_ratio`, and the one compression figure fzip shows anywhere (73.5 means the
+/// package's entries take 26.5 % of their uncompressed size). `compressed` counts the entries
+/// as stored, their ZIP headers included, so tiny packages would come out negative: the figure
+/// is clamped to 0–100 (0 when nothing was saved, or there was nothing to compress).
 pub fn compression_ratio(uncompressed: u64, compressed: u64) -> f64 {
     if uncompressed == 0 {
         return 0.0;
     }
     let saved = 1.0 - compressed as f64 / uncompressed as f64;
-    (saved * 1000.0).round() / 10.0
+    ((saved * 1000.0).round() / 10.0).clamp(0.0, 100.0)
 }
 
 /// Blob keys for a user's statement files written by `batch`.

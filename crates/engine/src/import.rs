@@ -559,7 +559,13 @@ fn merge<R: Read + Seek + Send>(
         tx.insert_categories(&new_cats)?;
         tx.upsert_categories(&upd_cats)?;
         // Statement file bytes go to the user's own keys under this import's batch.
-        progress.phase("importing_files", 0);
+        let file_bytes: u64 = new_files
+            .iter()
+            .chain(upd_files.iter())
+            .filter_map(|f| entries.get(&f.file_id))
+            .filter_map(|e| reader.entry_info(e).map(|i| i.size))
+            .sum();
+        progress.phase("importing_files", file_bytes);
         let mut stored = Vec::new();
         for (file, replacing) in new_files
             .into_iter()
@@ -576,11 +582,16 @@ fn merge<R: Read + Seek + Send>(
                     let key = BlobStore::file_key(user, batch, &file.file_id);
                     let r = reader.open_entry(entry)?;
                     *written_blobs = true;
-                    let (size, digest) = engine.blobs.put_reader(&key, r).map_err(|e| {
-                        EngineError::Package(PackageError::Entry {
-                            entry: entry.clone(),
-                            message: format!("could not be imported: {e}"),
-                        })
+                    let (size, digest) = engine.blobs.put_reader(&key, r).map_err(|e| match e {
+                        // Reading the entry failed: the package.
+                        fzip_store::StoreError::Io(e) => {
+                            EngineError::Package(PackageError::Entry {
+                                entry: entry.clone(),
+                                message: format!("could not be read: {e}"),
+                            })
+                        }
+                        // Writing it failed: blob storage, not the package.
+                        other => EngineError::from(other),
                     })?;
                     if let Some(old) = existing.and_then(|e| e.file.s3_key.clone()) {
                         replaced_keys.push(old);
@@ -588,6 +599,7 @@ fn merge<R: Read + Seek + Send>(
                     file.s3_key = Some(key);
                     tally.report.files_written += 1;
                     tally.report.file_bytes += size;
+                    progress.advance(size);
                     (Some(digest), Some(size))
                 }
                 Some(entry) => {
@@ -595,6 +607,7 @@ fn merge<R: Read + Seek + Send>(
                     let size = reader.entry_info(entry).map_or(0, |i| i.size);
                     tally.report.files_written += 1;
                     tally.report.file_bytes += size;
+                    progress.advance(size);
                     (None, Some(size))
                 }
                 // No bytes in the package: keep the ones the profile has.

@@ -25,7 +25,7 @@ use fzip_store::{BlobStore, StoreError, describe};
 use serde_json::{Value, json};
 
 use crate::backup::{BackupOptions, BackupType, Selection, backup};
-use crate::error::EngineError;
+use crate::error::{EngineError, Resource};
 use crate::import::{ImportOptions, ImportReport, MergeStrategy, import};
 use crate::progress::{CancelFlag, Progress};
 use crate::restore::{RestoreOptions, restore};
@@ -354,7 +354,10 @@ pub fn upload_key(user: &str, job_id: &str) -> String {
 }
 
 /// Phases of each kind of work, as (engine phase prefix, from %, to %).
-fn band(work: Work, phase: &str) -> (u8, u8) {
+/// The percent band of a phase of `work`: the job's progress moves from the first to the second
+/// number as the phase advances through its total. Bands follow the share of the work a phase
+/// takes on a large profile (transactions dominate); `(0, 0)` for a phase with no band.
+pub fn band(work: Work, phase: &str) -> (u8, u8) {
     let table: &[(&str, u8, u8)] = match work {
         Work::Backup => &[
             ("writing_accounts", 10, 14),
@@ -376,8 +379,26 @@ fn band(work: Work, phase: &str) -> (u8, u8) {
             ("verifying_analytics", 34, 35),
             ("verifying_files", 35, 38),
             ("checking_profile", 38, 39),
+            // The dry run an import's validation is.
+            ("planning_transactions", 39, 40),
+            ("planning", 38, 39),
+            ("importing_files", 39, 39),
+            ("importing_transactions", 40, 43),
+            ("regenerating_analytics", 43, 44),
         ],
-        Work::Restore | Work::Import => &[
+        // An import verifies the package in full (every transaction), plans the merge, then
+        // streams the transactions again and recomputes the analytics.
+        Work::Import => &[
+            ("downloading_package", 45, 47),
+            ("verifying_", 47, 62),
+            ("planning_transactions", 70, 72),
+            ("planning", 62, 64),
+            ("importing_files", 64, 70),
+            ("importing_transactions", 72, 94),
+            ("regenerating_analytics", 94, 98),
+            ("committing", 98, 99),
+        ],
+        Work::Restore => &[
             ("downloading_package", 45, 47),
             ("verifying_", 47, 50),
             ("restoring_file_maps", 50, 52),
@@ -621,6 +642,9 @@ fn finish(
     Ok(modify(w.jobs, &job.user_id, &job.job_id, change)?.map(|(j, ())| j))
 }
 
+/// Errors a failed job's message lists; the rest are counted (the report holds them all).
+const MAX_LISTED_ERRORS: usize = 20;
+
 fn finish_failed(w: &Worker<'_>, job: &Job, message: &str, code: &str) -> Result<(), EngineError> {
     let s = statuses(job.job_type);
     let failed = if job.work == Some(Work::Validate) {
@@ -684,6 +708,7 @@ fn run_backup(
         continue_on_missing_files: job.param_bool("continueOnMissingFiles"),
         compression_level: fzip_format::DEFAULT_COMPRESSION_LEVEL,
         selection: selection_from_params(&job.params),
+        allow_empty: job.param_bool("allowEmpty"),
     };
     let staging = tempfile::NamedTempFile::new_in(w.tmp_dir)?;
     let file = staging.reopen()?;
@@ -698,10 +723,10 @@ fn run_backup(
             return Ok("canceled");
         }
         Err(e) => {
-            let code = match e {
+            let code = e.code().unwrap_or(match e {
                 EngineError::MissingFiles(_) => "FILES_MISSING",
                 _ => "BACKUP_FAILED",
-            };
+            });
             finish_failed(w, job, &e.to_string(), code)?;
             return Ok("failed");
         }
@@ -731,10 +756,21 @@ fn run_backup(
     file.seek(SeekFrom::Start(0))?;
     progress.phase("uploading_package", 0);
     let key = package_key(job);
-    let (size, digest) = w
-        .engine
-        .blobs
-        .put_reader_as(&key, &mut file, Some("application/zip"))?;
+    let (size, digest) =
+        match w
+            .engine
+            .blobs
+            .put_reader_as(&key, &mut file, Some("application/zip"))
+        {
+            Ok(v) => v,
+            Err(e) => {
+                // Blob storage (or the staging disk) failed: the job fails with that code.
+                let e = EngineError::from(e);
+                let code = e.code().unwrap_or("BACKUP_FAILED");
+                finish_failed(w, job, &e.to_string(), code)?;
+                return Ok("failed");
+            }
+        };
     drop(staging);
     let sha = hex::encode(digest);
     let now = now_ms();
@@ -812,11 +848,22 @@ fn stage_package(
         .as_deref()
         .ok_or_else(|| EngineError::Other(format!("job {} has no package", job.job_id)))?;
     progress.phase("downloading_package", job.package_size.unwrap_or(0));
-    let staging = tempfile::NamedTempFile::new_in(w.tmp_dir)?;
-    let mut out = staging.reopen()?;
+    // Failures here are the staging disk's or blob storage's, not the package's.
+    let disk = |e: std::io::Error| {
+        let full = crate::error::is_full(&e);
+        EngineError::unavailable(Resource::Disk, full, e)
+    };
+    let staging = tempfile::NamedTempFile::new_in(w.tmp_dir).map_err(disk)?;
+    let mut out = staging.reopen().map_err(disk)?;
     let mut reader = w.engine.blobs.open(key)?;
-    std::io::copy(&mut reader, &mut out)?;
-    out.sync_all()?;
+    std::io::copy(&mut reader, &mut out).map_err(|e| {
+        if crate::error::is_full(&e) {
+            disk(e)
+        } else {
+            EngineError::unavailable(Resource::BlobStorage, false, e)
+        }
+    })?;
+    out.sync_all().map_err(disk)?;
     Ok(staging)
 }
 
@@ -928,7 +975,7 @@ fn run_validation(
                 w,
                 job,
                 &format!("the uploaded package cannot be read: {e}"),
-                "PACKAGE_UNREADABLE",
+                e.code().unwrap_or("PACKAGE_UNREADABLE"),
             )?;
             return Ok("failed");
         }
@@ -986,20 +1033,11 @@ fn run_validation(
                 .as_array()
                 .cloned()
                 .unwrap_or_default();
-            let business = results["business"]["errors"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default();
-            let join = |v: &[Value]| {
-                v.iter()
-                    .filter_map(Value::as_str)
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            };
+            let summary = crate::error::invalid_summary(&report, MAX_LISTED_ERRORS);
             j.error = Some(if !schema.is_empty() {
-                format!("Schema validation failed: {}", join(&schema))
+                format!("Schema validation failed: {summary}")
             } else {
-                format!("Business validation failed: {}", join(&business))
+                format!("Business validation failed: {summary}")
             });
             j.error_code = Some("VALIDATION_FAILED".into());
             j.status = s.validation_failed;
@@ -1082,7 +1120,7 @@ fn run_restore(
                 w,
                 job,
                 &format!("the uploaded package cannot be read: {e}"),
-                "PACKAGE_UNREADABLE",
+                e.code().unwrap_or("PACKAGE_UNREADABLE"),
             )?;
             return Ok("failed");
         }
@@ -1133,11 +1171,11 @@ fn run_restore(
             Ok("canceled")
         }
         Err(e) => {
-            let code = match &e {
+            let code = e.code().unwrap_or(match &e {
                 EngineError::ProfileNotEmpty { .. } => "PROFILE_NOT_EMPTY",
                 EngineError::InvalidPackage(_) | EngineError::Package(_) => "VALIDATION_FAILED",
                 _ => "RESTORE_FAILED",
-            };
+            });
             finish_failed(w, job, &e.to_string(), code)?;
             Ok("failed")
         }
@@ -1231,7 +1269,7 @@ fn run_import_validation(
                 w,
                 job,
                 &format!("the uploaded package cannot be read: {e}"),
-                "PACKAGE_UNREADABLE",
+                e.code().unwrap_or("PACKAGE_UNREADABLE"),
             )?;
             return Ok("failed");
         }
@@ -1278,14 +1316,7 @@ fn run_import_validation(
                 )
             }
             Err(EngineError::InvalidPackage(r)) => {
-                let message = r
-                    .problems
-                    .iter()
-                    .filter(|p| p.severity == Severity::Error)
-                    .take(10)
-                    .map(|p| p.to_string())
-                    .collect::<Vec<_>>()
-                    .join("; ");
+                let message = crate::error::invalid_summary(&r, MAX_LISTED_ERRORS);
                 (
                     *r,
                     None,
@@ -1405,7 +1436,7 @@ fn run_import(
                 w,
                 job,
                 &format!("the uploaded package cannot be read: {e}"),
-                "PACKAGE_UNREADABLE",
+                e.code().unwrap_or("PACKAGE_UNREADABLE"),
             )?;
             return Ok("failed");
         }
@@ -1477,10 +1508,10 @@ fn run_import(
             Ok("failed")
         }
         Err(e) => {
-            let code = match &e {
+            let code = e.code().unwrap_or(match &e {
                 EngineError::InvalidPackage(_) | EngineError::Package(_) => "VALIDATION_FAILED",
                 _ => "IMPORT_FAILED",
-            };
+            });
             finish_failed(w, job, &e.to_string(), code)?;
             Ok("failed")
         }

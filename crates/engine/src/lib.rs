@@ -31,7 +31,7 @@ use serde::Serialize;
 pub use backup::{BackupOptions, BackupReport, backup};
 pub use demo::{DemoOptions, DemoReport, demo_profile};
 pub use diff::{DiffOptions, DiffReport, diff};
-pub use error::EngineError;
+pub use error::{EngineError, Resource, invalid_summary};
 pub use import::{ImportOptions, ImportReport, MergeStrategy, import};
 pub use progress::{CancelFlag, NoProgress, Progress};
 pub use restore::{RestoreOptions, RestoreReport, open_package, restore};

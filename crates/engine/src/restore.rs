@@ -316,12 +316,18 @@ fn write_all<R: Read + Seek + Send>(
             Some(entry) => {
                 let key = BlobStore::file_key(user, batch, &file.file_id);
                 let reader = reader.open_entry(entry)?;
-                let (size, digest) = engine.blobs.put_reader(&key, reader).map_err(|e| {
-                    EngineError::Package(PackageError::Entry {
-                        entry: entry.clone(),
-                        message: format!("could not be restored: {e}"),
-                    })
-                })?;
+                let (size, digest) =
+                    engine.blobs.put_reader(&key, reader).map_err(|e| match e {
+                        // Reading the entry failed: the package.
+                        fzip_store::StoreError::Io(e) => {
+                            EngineError::Package(PackageError::Entry {
+                                entry: entry.clone(),
+                                message: format!("could not be read: {e}"),
+                            })
+                        }
+                        // Writing it failed: blob storage, not the package.
+                        other => EngineError::from(other),
+                    })?;
                 tracing::debug!(file_id = %file.file_id, %key, sha256 = %format_checksum(&digest), "restored statement file");
                 file.s3_key = Some(key);
                 out.files += 1;

@@ -473,8 +473,15 @@ fn stream<T: Entity, R: Read + Seek + Send>(
     if reader.data_entry(T::KIND).is_none() {
         return Ok(());
     }
+    // The manifest's count is the phase's total (0 when it declares none).
+    let declared = reader
+        .manifest()
+        .declared_counts
+        .get(&T::KIND)
+        .copied()
+        .unwrap_or(0);
     c.progress
-        .phase(&format!("verifying_{}", T::KIND.stem()), 0);
+        .phase(&format!("verifying_{}", T::KIND.stem()), declared);
     let mut n: u64 = 0;
     let result = reader.read_entities::<T, EngineError>(|item| {
         if c.progress.is_cancelled() {
@@ -780,7 +787,11 @@ pub fn verify<R: Read + Seek + Send>(
         warnings: findings.warnings,
         housef3_warnings,
         housef3_warnings_omitted,
-        quality: manifest.get("validation").cloned(),
+        // A quality grade is the writer's claim: shown only when the package proves valid.
+        quality: manifest
+            .get("validation")
+            .cloned()
+            .filter(|_| findings.errors == 0),
         processing_summary: manifest.get("processingSummary").cloned(),
         unresolved: c
             .unresolved

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use fzip_model::EntityKind;
 use serde::Serialize;
@@ -61,33 +61,74 @@ pub struct PackageStats {
 }
 
 /// Tracks how far the ZIP has been written (the ZIP writer seeks back to patch headers).
+///
+/// Once the package is abandoned (its [`PackageWriter`] dropped without `finish`, after a
+/// failure), writes and seeks go nowhere: the ZIP writer's own drop then has nothing to fail
+/// on (and nothing to print), and the caller deletes the unfinished output.
 struct Tracked<W> {
     inner: W,
     pos: u64,
     high: Arc<AtomicU64>,
+    abandoned: Arc<AtomicBool>,
 }
 
 impl<W: Write> Write for Tracked<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.abandoned.load(Ordering::Relaxed) {
+            return Ok(buf.len());
+        }
         let n = self.inner.write(buf)?;
         self.pos += n as u64;
         self.high.fetch_max(self.pos, Ordering::Relaxed);
         Ok(n)
     }
     fn flush(&mut self) -> io::Result<()> {
+        if self.abandoned.load(Ordering::Relaxed) {
+            return Ok(());
+        }
         self.inner.flush()
     }
 }
 
 impl<W: Seek> Seek for Tracked<W> {
     fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+        if self.abandoned.load(Ordering::Relaxed) {
+            self.pos = match pos {
+                SeekFrom::Start(n) => n,
+                SeekFrom::Current(d) => self.pos.saturating_add_signed(d),
+                SeekFrom::End(_) => self.pos,
+            };
+            return Ok(self.pos);
+        }
         self.pos = self.inner.seek(pos)?;
         Ok(self.pos)
     }
 }
 
+/// Marks the output abandoned when the [`PackageWriter`] is dropped; declared before the ZIP
+/// writer in [`PackageWriter`], so it is dropped first.
+struct AbandonOnDrop(Arc<AtomicBool>);
+
+impl Drop for AbandonOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Errors of writing to the output are [`PackageError::Output`]: the disk, not the package.
+fn output(e: impl Into<PackageError>) -> PackageError {
+    match e.into() {
+        PackageError::Io(e) | PackageError::Zip(zip::result::ZipError::Io(e)) => {
+            PackageError::Output(e)
+        }
+        other => other,
+    }
+}
+
 /// Writes an FZIP package to a seekable output.
 pub struct PackageWriter<W: Write + Seek> {
+    // Dropped before `zip` (fields drop in order): see [`Tracked`].
+    _abandon: AbandonOnDrop,
     zip: ZipWriter<Tracked<W>>,
     high: Arc<AtomicU64>,
     options: WriterOptions,
@@ -104,11 +145,14 @@ const STORED_EXTENSIONS: &[&str] = &[
 impl<W: Write + Seek> PackageWriter<W> {
     pub fn new(inner: W, options: WriterOptions) -> Self {
         let high = Arc::new(AtomicU64::new(0));
+        let abandoned = Arc::new(AtomicBool::new(false));
         PackageWriter {
+            _abandon: AbandonOnDrop(abandoned.clone()),
             zip: ZipWriter::new(Tracked {
                 inner,
                 pos: 0,
                 high: high.clone(),
+                abandoned,
             }),
             high,
             options,
@@ -149,6 +193,15 @@ impl<W: Write + Seek> PackageWriter<W> {
         o
     }
 
+    /// DEFLATE, or stored entries at compression level 0.
+    fn compressed(&self) -> CompressionMethod {
+        if self.options.compression_level <= 0 {
+            CompressionMethod::Stored
+        } else {
+            CompressionMethod::Deflated
+        }
+    }
+
     fn start(
         &mut self,
         name: &str,
@@ -162,7 +215,7 @@ impl<W: Write + Seek> PackageWriter<W> {
             )));
         }
         let options = self.file_options(method, size_hint);
-        self.zip.start_file(name, options)?;
+        self.zip.start_file(name, options).map_err(output)?;
         Ok(())
     }
 
@@ -181,7 +234,7 @@ impl<W: Write + Seek> PackageWriter<W> {
         size_hint: u64,
     ) -> Result<EntityArrayWriter<'_, W>, PackageError> {
         let name = format!("data/{}.json", kind.stem());
-        self.start(&name, CompressionMethod::Deflated, size_hint)?;
+        self.start(&name, self.compressed(), size_hint)?;
         Ok(EntityArrayWriter {
             writer: self,
             name,
@@ -212,7 +265,7 @@ impl<W: Write + Seek> PackageWriter<W> {
         let method = if STORED_EXTENSIONS.contains(&ext.as_str()) {
             CompressionMethod::Stored
         } else {
-            CompressionMethod::Deflated
+            self.compressed()
         };
         self.start(&name, method, size_hint)?;
         let mut hasher = Sha256::new();
@@ -233,7 +286,7 @@ impl<W: Write + Seek> PackageWriter<W> {
                 }
             };
             hasher.update(&buf[..n]);
-            self.zip.write_all(&buf[..n])?;
+            self.zip.write_all(&buf[..n]).map_err(output)?;
             size += n as u64;
         }
         let sha256: Sha256Digest = hasher.finalize().into();
@@ -268,11 +321,13 @@ impl<W: Write + Seek> PackageWriter<W> {
     pub fn finish(mut self, manifest: &mut Manifest) -> Result<(W, PackageStats), PackageError> {
         manifest.checksums = std::mem::take(&mut self.checksums);
         let bytes = manifest.to_bytes()?;
-        let options = self.file_options(CompressionMethod::Deflated, bytes.len() as u64);
-        self.zip.start_file("manifest.json", options)?;
-        self.zip.write_all(&bytes)?;
-        let mut tracked = self.zip.finish()?;
-        tracked.flush()?;
+        let options = self.file_options(self.compressed(), bytes.len() as u64);
+        self.zip
+            .start_file("manifest.json", options)
+            .map_err(output)?;
+        self.zip.write_all(&bytes).map_err(output)?;
+        let mut tracked = self.zip.finish().map_err(output)?;
+        tracked.flush().map_err(output)?;
         // The end of the archive. An aborted entry may have left bytes beyond it; callers writing
         // to a file truncate it to this length.
         self.stats.package_bytes = tracked.pos;
@@ -335,7 +390,7 @@ impl<W: Write + Seek> EntityArrayWriter<'_, W> {
 
     fn flush_buf(&mut self) -> Result<(), PackageError> {
         self.hasher.update(&self.buf);
-        self.writer.zip.write_all(&self.buf)?;
+        self.writer.zip.write_all(&self.buf).map_err(output)?;
         self.size += self.buf.len() as u64;
         self.buf.clear();
         Ok(())

@@ -71,6 +71,10 @@ pub struct BackupRequest {
     /// Finish even when a statement file cannot be read (it is named in the manifest).
     #[serde(alias = "continue_on_missing_files")]
     pub continue_on_missing_files: bool,
+    /// Back up even a profile that holds nothing (otherwise the job fails with
+    /// `PROFILE_EMPTY`: an empty profile is usually the wrong user).
+    #[serde(alias = "allow_empty")]
+    pub allow_empty: bool,
 }
 
 /// `POST /fzip/restore`, `/fzip/restore/upload-url` (and the import equivalents).
@@ -210,6 +214,7 @@ pub async fn create_package_job(
         "includeAnalytics": body.include_analytics,
         "description": body.description,
         "continueOnMissingFiles": body.continue_on_missing_files,
+        "allowEmpty": body.allow_empty,
         "accountIds": body.account_ids,
         "dateRangeStart": body.date_range_start,
         "dateRangeEnd": body.date_range_end,

@@ -115,13 +115,36 @@ impl IntoResponse for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        ApiError::internal(e)
+        match e {
+            // The database or blob storage failing: 503 with the engine's code.
+            StoreError::Database(_) | StoreError::Blob(_) => EngineError::from(e).into(),
+            other => ApiError::internal(other),
+        }
     }
 }
 
 impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> Self {
-        ApiError::internal(e)
+        match e.code() {
+            // Infrastructure failures: the service cannot do it now; nothing was written.
+            Some(code @ ("DISK_FULL" | "STORAGE_UNAVAILABLE")) => {
+                tracing::error!(error = %e, "storage failed");
+                let what = match &e {
+                    EngineError::Unavailable { resource, .. } => resource.as_str(),
+                    _ => "storage",
+                };
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    code,
+                    format!(
+                        "the server's {} failed, so nothing was written; try again later (the failure has been logged)",
+                        what.replace('_', " ")
+                    ),
+                )
+            }
+            Some(code @ "PROFILE_EMPTY") => ApiError::unprocessable(code, e.to_string()),
+            _ => ApiError::internal(e),
+        }
     }
 }
 

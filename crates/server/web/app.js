@@ -473,19 +473,23 @@
   // ------------------------------------------------------------------------------------------
 
   const QUALITY = { excellent: 'Excellent', good: 'Good', fair: 'Fair', poor: 'Poor' };
+  /** Error codes of a package that is itself at fault: checking it again cannot help. */
+  const PACKAGE_FAULTS = new Set(['VALIDATION_FAILED', 'PACKAGE_UNREADABLE', 'PACKAGE_TOO_LARGE', 'INVALID_PACKAGE']);
 
   function qualityView(v) {
     if (!v || !v.overall_quality) return null;
     const q = String(v.overall_quality).toLowerCase();
     const score = (x) => (typeof x === 'number' ? `${x.toFixed(x % 1 ? 1 : 0)} / 100` : '—');
     const title = `Data integrity ${score(v.data_integrity_score)}, completeness ${score(v.completeness_score)}, ` +
-      `${num(v.files_processed)} statement files read, ${num(v.files_failed)} failed`;
+      `${num(v.files_processed)} statement files included, ${num(v.files_failed)} missing or damaged`;
     const rows = [
       ['Data integrity', score(v.data_integrity_score)],
       ['Completeness', score(v.completeness_score)],
-      ['Statement files read', num(v.files_processed)],
-      ['Statement files failed', num(v.files_failed)],
-      ['Compression', typeof v.compression_ratio === 'number' ? `${v.compression_ratio.toFixed(1)} : 1` : '—'],
+      ['Statement files included', num(v.files_processed)],
+      ['Statement files missing or damaged', num(v.files_failed)],
+      // compression_ratio is the space saved, in percent of the uncompressed size.
+      ['Space saved by compression', typeof v.compression_ratio === 'number'
+        ? `${Math.min(100, Math.max(0, v.compression_ratio)).toFixed(1)} %` : '—'],
       ['Time taken', typeof v.processing_time_seconds === 'number' ? `${v.processing_time_seconds.toFixed(1)} s` : '—'],
     ];
     const list = (label, items) => (Array.isArray(items) && items.length
@@ -1236,8 +1240,10 @@
       const message = job.error || job.errorMessage || 'No reason was given.';
       // With the problems listed one by one, the message's own list is only noise.
       const headline = problems.length && message.indexOf(': ') > 0 ? `${message.slice(0, message.indexOf(': '))}.` : message;
-      const retry = h('button', { type: 'button', class: 'primary', text: 'Retry', id: 'restore-retry' });
-      retry.addEventListener('click', () => this.retry(id, retry));
+      // Retry only where it can change the outcome: not for a package that is itself invalid.
+      const retryable = !PACKAGE_FAULTS.has(job.errorCode);
+      const retry = retryable ? h('button', { type: 'button', class: 'primary', text: 'Retry', id: 'restore-retry' }) : null;
+      if (retry) retry.addEventListener('click', () => this.retry(id, retry));
       this.set('failed', h('div', { class: 'card bad', role: 'alert', dataset: { error: job.errorCode || 'FAILED' } },
         h('h3', { text: title }),
         h('p', { text: headline }),
@@ -1245,7 +1251,9 @@
         problems.length ? [h('p', { text: `${plural(problems.length, 'problem')} found:` }),
           h('ul', { class: 'problems' }, problems.map((p) => h('li', { text: p.replace(/^error: /, '') })))] : null,
         job.validationReport && job.validationReport.problemsOmitted ? h('p', { class: 'muted', text: `…and ${num(job.validationReport.problemsOmitted)} more.` }) : null,
-        h('p', { class: 'hint', text: 'Nothing was written to your profile. Retry checks the same package again (useful after clearing the profile or when the server had a problem); Delete removes this restore and its uploaded package.' }),
+        h('p', { class: 'hint', text: retryable
+          ? 'Nothing was written to your profile. Retry checks the same package again (useful after clearing the profile or when the server had a problem); Delete removes this restore and its uploaded package.'
+          : 'Nothing was written to your profile. Checking this package again would find the same problems: download or copy the backup again, or choose another one; Delete removes this restore and its uploaded package.' }),
         job.errorCode ? h('p', { class: 'muted', text: `Error code: ${job.errorCode}` }) : null,
         h('div', { class: 'actions' }, retry, this.deleteButton(id, 'Delete'))));
     },
