@@ -239,6 +239,30 @@ pub struct ServeArgs {
     /// Log lines as `text` or `json`.
     #[arg(long, env = "FZIP_LOG_FORMAT", default_value = "text")]
     pub log_format: String,
+    /// Let pages from this origin (`https://app.example.com`) call the API from the browser:
+    /// preflights are answered and responses carry CORS headers. Repeat for more origins
+    /// (FZIP_CORS_ORIGINS: comma-separated). None by default.
+    #[arg(long = "cors-origin", value_name = "ORIGIN", env = "FZIP_CORS_ORIGINS",
+          value_delimiter = ',', value_parser = parse_origin)]
+    pub cors_origin: Vec<String>,
+}
+
+/// An origin as browsers send it: `http(s)://host[:port]`, no path (a trailing `/` is dropped).
+fn parse_origin(text: &str) -> Result<String, String> {
+    let origin = text.trim().trim_end_matches('/');
+    let rest = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"))
+        .ok_or_else(|| format!("{text:?} is not an origin: write it as https://host[:port]"))?;
+    if rest.is_empty()
+        || rest.contains(['/', '?', '#', '*', ' '])
+        || !rest.chars().all(|c| c.is_ascii_graphic())
+    {
+        return Err(format!(
+            "{text:?} is not an origin: only scheme, host and port, as https://app.example.com:8443"
+        ));
+    }
+    Ok(origin.to_string())
 }
 
 #[derive(Debug, Subcommand)]

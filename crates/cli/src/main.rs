@@ -535,6 +535,7 @@ fn serve(cli: &Cli, args: &ServeArgs) -> Outcome {
     };
     let mut config = ServerConfig::new(args.listen, cli.data_dir.clone(), auth, url_key);
     config.public_url = args.public_url.clone();
+    config.cors_origins = args.cors_origin.clone();
     config.workers = args.workers.max(1);
     config.package_ttl = Duration::from_secs(args.package_ttl_hours.saturating_mul(3600));
     config.url_ttl = Duration::from_secs(args.url_ttl_secs.max(1));

@@ -265,7 +265,9 @@ fn backup_download_restore_end_to_end(env: Env) {
     let summary = &v["summary"];
     assert_eq!(summary["transactions"]["count"], 3000);
     assert_eq!(summary["accounts"]["items"].as_array().unwrap().len(), 12);
-    assert!(summary["transactions"]["dateRange"]["earliest"].is_i64());
+    // Issue 11: `dateRange` is HouseF3's (YYYY-MM-DD text); the milliseconds are `dateRangeMs`.
+    assert!(summary["transactions"]["dateRangeMs"]["earliest"].is_i64());
+    assert!(summary["transactions"]["dateRange"]["earliest"].is_string());
     assert_eq!(
         summary["transactionFiles"]["items"]
             .as_array()

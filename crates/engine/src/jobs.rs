@@ -913,14 +913,35 @@ pub fn validation_results(report: &VerifyReport, profile_problem: Option<&str>) 
     })
 }
 
-/// The restore preview shown while a restore awaits confirmation.
+/// The restore preview shown while a restore awaits confirmation: fzip's own keys
+/// (`transactionFiles`, `fileMaps`, account ids and counts, top categories) and, beside them,
+/// HouseF3's `FZIPRestoreSummary` shape (`accounts.items[].name/type`,
+/// `categories.items[] {name, level, children}`, `file_maps` and `transaction_files` with
+/// `totalSize` as text, `transactions.dateRange` as `YYYY-MM-DD`; the same range in milliseconds
+/// is `transactions.dateRangeMs`).
 pub fn restore_summary(report: &VerifyReport) -> Value {
     let c = &report.counts;
     let p = &report.preview;
+    let mut file_types: Vec<&str> = report
+        .files
+        .iter()
+        .filter_map(|f| f.file_format.as_deref())
+        .collect();
+    file_types.sort_unstable();
+    file_types.dedup();
+    let mut transactions = json!({ "count": c.transactions });
+    if let (Some(first), Some(last)) = (p.first_transaction_date, p.last_transaction_date) {
+        transactions["dateRangeMs"] = json!({ "earliest": first, "latest": last });
+        if let (Some(a), Some(b)) = (iso_day(first), iso_day(last)) {
+            transactions["dateRange"] = json!({ "earliest": a, "latest": b });
+        }
+    }
     json!({
         "accounts": {
             "count": c.accounts,
             "items": p.accounts.iter().map(|a| json!({
+                "name": a.account_name,
+                "type": a.account_type,
                 "accountId": a.account_id,
                 "accountName": a.account_name,
                 "accountType": a.account_type,
@@ -934,15 +955,16 @@ pub fn restore_summary(report: &VerifyReport) -> Value {
             "hierarchyDepth": p.category_depth,
             "rootCategories": p.root_categories,
             "topCategories": p.top_categories,
+            "items": p.categories.iter().map(|k| json!({
+                "name": k.name,
+                "level": k.level,
+                "children": k.children,
+                "categoryId": k.category_id,
+            })).collect::<Vec<_>>(),
         },
         "fileMaps": { "count": c.file_maps },
-        "transactions": {
-            "count": c.transactions,
-            "dateRange": {
-                "earliest": p.first_transaction_date,
-                "latest": p.last_transaction_date,
-            },
-        },
+        "file_maps": { "count": c.file_maps, "totalSize": human_size(p.file_maps_bytes) },
+        "transactions": transactions,
         "transactionFiles": {
             "count": c.transaction_files,
             "totalSize": p.file_bytes,
@@ -954,9 +976,34 @@ pub fn restore_summary(report: &VerifyReport) -> Value {
                 "sha256": f.sha256,
             })).collect::<Vec<_>>(),
         },
+        "transaction_files": {
+            "count": c.transaction_files,
+            "totalSize": human_size(p.file_bytes),
+            "fileTypes": file_types,
+        },
         "analytics": { "count": c.analytics },
         "package": report.package,
     })
+}
+
+/// A millisecond timestamp as its UTC day, `YYYY-MM-DD`.
+fn iso_day(ms: i64) -> Option<String> {
+    chrono::DateTime::from_timestamp_millis(ms).map(|t| t.format("%Y-%m-%d").to_string())
+}
+
+/// Bytes as people read them: `812 B`, `1.5 KB`, `23.4 MB` (units of 1024).
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["KB", "MB", "GB", "TB", "PB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut size = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while size >= 1024.0 && unit + 1 < UNITS.len() {
+        size /= 1024.0;
+        unit += 1;
+    }
+    format!("{size:.1} {}", UNITS[unit])
 }
 
 fn run_validation(
@@ -1205,7 +1252,9 @@ pub fn restore_results_from_counts(
         "categories_restored": c.categories,
         "file_maps_restored": c.file_maps,
         "transaction_files_restored": c.transaction_files,
-        "total_processing_time": ms as f64 / 1000.0,
+        // HouseF3's schema has this as text; the number is `processingTimeSeconds`.
+        "total_processing_time": format!("{:.1}s", ms as f64 / 1000.0),
+        "processingTimeSeconds": ms as f64 / 1000.0,
         "warnings": [],
     })
 }

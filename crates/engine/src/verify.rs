@@ -118,6 +118,20 @@ pub struct CategoryPreview {
     pub transaction_count: u64,
 }
 
+/// A category as HouseF3's restore summary lists it: its level in the hierarchy (roots are 0)
+/// and how many direct children it has.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CategoryNode {
+    pub category_id: String,
+    pub name: String,
+    pub level: u64,
+    pub children: u64,
+}
+
+/// At most this many categories are listed in the preview (parents first).
+const PREVIEW_CATEGORIES: usize = 500;
+
 /// What a restore of the package would bring.
 #[derive(Clone, Debug, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -128,11 +142,15 @@ pub struct Preview {
     pub root_categories: u64,
     /// The categories most transactions have as primary category.
     pub top_categories: Vec<CategoryPreview>,
+    /// Categories by (level, name), parents before children, at most 500.
+    pub categories: Vec<CategoryNode>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub first_transaction_date: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_transaction_date: Option<i64>,
     pub file_bytes: u64,
+    /// Uncompressed bytes of the package entry holding the file maps (0 without one).
+    pub file_maps_bytes: u64,
 }
 
 /// A value the package holds that HouseF3's own models would refuse
@@ -731,6 +749,8 @@ pub fn verify<R: Read + Seek + Send>(
         .take(200)
         .collect();
     let file_bytes = c.files.values().filter_map(|f| f.size).sum();
+    let file_maps_bytes = reader.entry_info(&maps_entry).map(|e| e.size).unwrap_or(0);
+    let category_nodes = category_nodes(&c.categories);
 
     let mut findings = c.findings;
     let (housef3_warnings, housef3_warnings_omitted) = (c.housef3, c.housef3_omitted);
@@ -777,9 +797,11 @@ pub fn verify<R: Read + Seek + Send>(
             category_depth: depth,
             root_categories: roots,
             top_categories: top,
+            categories: category_nodes,
             first_transaction_date: c.first_date,
             last_transaction_date: c.last_date,
             file_bytes,
+            file_maps_bytes,
         },
         problems: findings.problems,
         problems_omitted: findings.omitted,
@@ -829,6 +851,42 @@ fn check_transaction(c: &mut Checker<'_>, entry: &str, t: &Transaction) {
     }
     c.first_date = Some(c.first_date.map_or(t.date, |d| d.min(t.date)));
     c.last_date = Some(c.last_date.map_or(t.date, |d| d.max(t.date)));
+}
+
+/// Each category's level (roots are 0; a parent outside the package ends the walk, and so does a
+/// cycle) and number of direct children, by (level, name), the first [`PREVIEW_CATEGORIES`].
+fn category_nodes(categories: &HashMap<String, (String, Option<String>)>) -> Vec<CategoryNode> {
+    let mut children: HashMap<&str, u64> = HashMap::new();
+    for (_, parent) in categories.values() {
+        if let Some(p) = parent {
+            *children.entry(p.as_str()).or_default() += 1;
+        }
+    }
+    let mut nodes: Vec<CategoryNode> = categories
+        .iter()
+        .map(|(id, (name, _))| {
+            let mut level = 0u64;
+            let mut current = id;
+            while let Some((_, Some(parent))) = categories.get(current) {
+                if !categories.contains_key(parent) || level as usize >= categories.len() {
+                    break;
+                }
+                level += 1;
+                current = parent;
+            }
+            CategoryNode {
+                category_id: id.clone(),
+                name: name.clone(),
+                level,
+                children: children.get(id.as_str()).copied().unwrap_or(0),
+            }
+        })
+        .collect();
+    nodes.sort_by(|a, b| {
+        (a.level, &a.name, &a.category_id).cmp(&(b.level, &b.name, &b.category_id))
+    });
+    nodes.truncate(PREVIEW_CATEGORIES);
+    nodes
 }
 
 /// Parents exist, no cycles. Returns (depth, roots).

@@ -95,6 +95,7 @@ const BACKUP_TYPES: &[&str] = &[
     "transactions_only",
     "categories_only",
     "selective",
+    "date_range",
 ];
 const MERGE_STRATEGIES: &[&str] = &["fail_on_conflict", "overwrite", "skip_existing"];
 
@@ -199,6 +200,27 @@ pub async fn create_package_job(
             )));
         }
     }
+    // The earlier design's `date_range`: a selective backup by dates alone.
+    let requested_type = (backup_type == "date_range").then(|| backup_type.clone());
+    if requested_type.is_some() {
+        if body.date_range_start.is_none() && body.date_range_end.is_none() {
+            return Err(ApiError::bad_request(
+                "backupType date_range needs dateRangeStart or dateRangeEnd (ms); \
+                 for a whole profile use complete",
+            ));
+        }
+        if body.account_ids.is_some() || body.category_ids.is_some() {
+            return Err(ApiError::bad_request(
+                "backupType date_range selects by dates only; to select accounts or categories \
+                 as well use selective",
+            ));
+        }
+    }
+    let run_type = if requested_type.is_some() {
+        "selective".to_string()
+    } else {
+        backup_type
+    };
     let key = idempotency_key(&headers)?;
     let now = now_ms();
     let id = uuid::Uuid::new_v4().to_string();
@@ -210,7 +232,8 @@ pub async fn create_package_job(
         now,
     );
     job.params = json!({
-        "backupType": backup_type,
+        "backupType": run_type,
+        "requestedBackupType": requested_type,
         "includeAnalytics": body.include_analytics,
         "description": body.description,
         "continueOnMissingFiles": body.continue_on_missing_files,
@@ -237,7 +260,14 @@ pub async fn create_package_job(
         metrics::counter!("fzip_jobs_created_total", "type" => family.noun()).increment(1);
         state.work_ready.notify_waiters();
     }
-    let body = views::accepted(&stored, family, &format!("FZIP {} started", family.noun()));
+    let mut body = views::accepted(&stored, family, &format!("FZIP {} started", family.noun()));
+    let summary = state
+        .blocking(move |s| Ok(s.engine.store.summary(&user)?))
+        .await;
+    match summary {
+        Ok(summary) => views::Estimate::of(&summary).insert_into(&mut body, now_ms()),
+        Err(e) => tracing::warn!(error = %e.detail, "cannot estimate the backup's size"),
+    }
     Ok(accepted(family, &stored, body))
 }
 
@@ -473,12 +503,21 @@ fn family_produces(f: Family) -> bool {
     matches!(f, Family::Backup | Family::Export)
 }
 
+/// Whether a download request is an API call wanting `{downloadUrl, …}` rather than the file:
+/// `?format=json`, an `Accept` naming `application/json`, or a `Content-Type: application/json`
+/// (HouseF3's client sends it on every call, with no `Accept`; no browser navigation and no
+/// `curl -L` sends one). Anything else gets the 302 to the file.
 fn wants_json(headers: &HeaderMap, q: &HashMap<String, String>) -> bool {
+    let names_json = |name: header::HeaderName| {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| v.to_ascii_lowercase().contains("application/json"))
+    };
     q.get("format").is_some_and(|f| f == "json")
-        || headers
-            .get(header::ACCEPT)
-            .and_then(|a| a.to_str().ok())
-            .is_some_and(|a| a.contains("application/json"))
+        || names_json(header::ACCEPT)
+        || names_json(header::CONTENT_TYPE)
 }
 
 pub async fn download(
@@ -688,10 +727,14 @@ fn upload_grant(state: &AppState, job: &Job) -> (Grant, String) {
     (grant, token)
 }
 
-fn upload_url_json(state: &AppState, headers: &HeaderMap, job: &Job) -> Value {
+/// Where to upload a package. With object storage that presigns, a presigned `PUT` straight
+/// into it; with `form_post` (HouseF3's upload-url flow, whose client always POSTs a multipart
+/// form, which a presigned `PUT` cannot take) or without presigning, this server's own URL,
+/// which takes a `PUT` or the form and streams it into blob storage.
+fn upload_url_json(state: &AppState, headers: &HeaderMap, job: &Job, form_post: bool) -> Value {
     let (grant, token) = upload_grant(state, job);
     let ttl = state.config.url_ttl.as_secs();
-    if state.engine.blobs.can_presign() {
+    if !form_post && state.engine.blobs.can_presign() {
         // Straight into object storage: PUT the package, then call …/{id}/upload (or poll the
         // status, which notices the upload).
         match state
@@ -842,7 +885,7 @@ pub async fn create_consumer_job(
         let upload = state
             .blocking({
                 let (headers, job) = (headers.clone(), job.clone());
-                move |s| Ok(upload_url_json(s, &headers, &job))
+                move |s| Ok(upload_url_json(s, &headers, &job, false))
             })
             .await?;
         o.insert("uploadUrl".into(), upload);
@@ -877,7 +920,7 @@ pub async fn upload_url(
     let mut body = state
         .blocking({
             let (headers, job) = (headers.clone(), job.clone());
-            move |s| Ok(upload_url_json(s, &headers, &job))
+            move |s| Ok(upload_url_json(s, &headers, &job, true))
         })
         .await?;
     if let Some(o) = body.as_object_mut() {

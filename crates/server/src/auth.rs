@@ -129,14 +129,11 @@ impl Authenticator {
                 "no Authorization header: send `Authorization: Bearer <token>`",
             ));
         };
-        let token = header
-            .strip_prefix("Bearer ")
-            .or_else(|| header.strip_prefix("bearer "))
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| {
-                ApiError::unauthorized("the Authorization header must be `Bearer <token>`")
-            })?;
+        let token = bearer_token(header).ok_or_else(|| {
+            ApiError::unauthorized(
+                "the Authorization header must be `Bearer <token>` or the bare token",
+            )
+        })?;
         let claims = match &self.mode {
             Mode::Hs256 {
                 key,
@@ -225,6 +222,19 @@ impl Authenticator {
         DecodingKey::from_jwk(&jwk)
             .map_err(|e| ApiError::unauthorized(format!("signing key {kid} cannot be used ({e})")))
     }
+}
+
+/// The token of an `Authorization` header: `Bearer <token>` (any case), or the bare token as
+/// HouseF3's web client sends it (API Gateway's JWT authorizer takes both). Another scheme
+/// (`Basic …`) or an empty token is `None`.
+fn bearer_token(header: &str) -> Option<&str> {
+    let header = header.trim();
+    let token = match header.split_once(' ') {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim(),
+        Some(_) => return None,
+        None => header,
+    };
+    (!token.is_empty()).then_some(token)
 }
 
 /// The issuer and audience of tokens fzip mints itself.
@@ -321,6 +331,25 @@ mod tests {
                 .unwrap(),
             "alice"
         );
+    }
+
+    #[tokio::test]
+    async fn bare_tokens_authenticate_like_bearer_ones() {
+        let (secret, auth) = hs();
+        let t = mint_token(&secret, "alice", Duration::from_secs(60)).unwrap();
+        for header in [t.clone(), format!("bearer {t}"), format!("  Bearer   {t} ")] {
+            assert_eq!(auth.authenticate(Some(&header)).await.unwrap(), "alice");
+        }
+        for header in ["", "Bearer", "Bearer  ", "Basic abc", "Token abc"] {
+            assert!(auth.authenticate(Some(header)).await.is_err(), "{header:?}");
+        }
+        let forged = mint_token(
+            b"another-secret-another-secret-xx",
+            "alice",
+            Duration::from_secs(60),
+        )
+        .unwrap();
+        assert!(auth.authenticate(Some(&forged)).await.is_err());
     }
 
     #[tokio::test]

@@ -54,6 +54,9 @@ pub struct ServerConfig {
     pub limits: Limits,
     /// A name for this process in job leases (host and pid by default).
     pub worker_name: String,
+    /// Origins (`https://app.example.com`) whose pages may call the API from the browser: their
+    /// preflights are answered and responses carry the CORS headers. None by default.
+    pub cors_origins: Vec<String>,
 }
 
 impl ServerConfig {
@@ -79,6 +82,7 @@ impl ServerConfig {
             sweep_interval: Duration::from_secs(60),
             limits: Limits::default(),
             worker_name: format!("fzip-{}", std::process::id()),
+            cors_origins: Vec::new(),
         }
     }
 }

@@ -29,10 +29,11 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::Router;
-use axum::http::Request;
+use axum::http::{HeaderName, HeaderValue, Method, Request, header};
 use fzip_engine::{CancelFlag, Engine};
 use fzip_store::jobs::JobStore;
 use tokio::net::TcpListener;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::trace::TraceLayer;
 
 pub use config::{AuthConfig, ServerConfig};
@@ -80,15 +81,65 @@ fn loggable_path(path: &str) -> String {
     path.to_string()
 }
 
+/// CORS for the origins `serve --cors-origin` names (none: no CORS headers at all). Preflights
+/// are answered here, before authentication; every other response, errors included, carries
+/// `Access-Control-Allow-Origin` for a listed origin.
+fn cors(origins: &[String]) -> Option<CorsLayer> {
+    let origins: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| match HeaderValue::from_str(o) {
+            Ok(v) => Some(v),
+            Err(_) => {
+                tracing::warn!(origin = %o, "ignoring a CORS origin that is not a valid header value");
+                None
+            }
+        })
+        .collect();
+    if origins.is_empty() {
+        return None;
+    }
+    Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_methods([
+                Method::GET,
+                Method::HEAD,
+                Method::POST,
+                Method::PUT,
+                Method::DELETE,
+            ])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                header::ACCEPT,
+                header::RANGE,
+                header::IF_NONE_MATCH,
+                HeaderName::from_static("idempotency-key"),
+            ])
+            .expose_headers([
+                header::LOCATION,
+                header::ETAG,
+                header::CONTENT_DISPOSITION,
+                header::CONTENT_LENGTH,
+                header::CONTENT_RANGE,
+            ])
+            .max_age(Duration::from_secs(600)),
+    )
+}
+
 /// The HTTP application: every route under `/fzip` and again under `/api/fzip`.
 pub fn app(state: AppState) -> Router {
     let (api, openapi) = routes::api();
     let api = api.merge(routes::openapi_route(openapi));
-    Router::new()
+    let mut router = Router::new()
         .merge(api.clone())
         .nest("/api", api)
         .merge(web::router())
-        .layer(axum::middleware::from_fn(metrics::track))
+        .layer(axum::middleware::from_fn(metrics::track));
+    if let Some(cors) = cors(&state.config.cors_origins) {
+        router = router.layer(cors);
+    }
+    router
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
                 tracing::info_span!(

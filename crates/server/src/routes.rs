@@ -94,7 +94,7 @@ macro_rules! package_family {
         #[utoipa::path(get, path = $download_path, tag = $tag, params(("id" = String, Path),
                 ("format" = Option<String>, Query, description = "`json` for {downloadUrl, filename, expiresAt} instead of a redirect")),
             responses((status = 302, description = "Redirect to a signed URL"),
-                      (status = 200, description = "With Accept: application/json: {downloadUrl, filename, expiresAt}"),
+                      (status = 200, description = "With ?format=json, an Accept naming application/json, or Content-Type: application/json (HouseF3's client): {downloadUrl, filename, expiresAt}"),
                       (status = 409, description = "Not completed yet"), (status = 410, description = "Expired"),
                       (status = 404, description = "No such job for this user")),
             security(("bearer" = [])))]

@@ -566,7 +566,10 @@
 
     async load() {
       const data = await api('GET', `/fzip/backup?limit=${PAGE_SIZE}&offset=${this.offset}`);
-      const items = Array.isArray(data.backups) ? data.backups : [];
+      // An expired backup is `backup_completed` with a past `expiresAt` (as HouseF3's client
+      // expects) and `expired: true`; this page shows it as expired.
+      const items = (Array.isArray(data.backups) ? data.backups : [])
+        .map((b) => (b.expired === true ? { ...b, status: 'backup_expired' } : b));
       this.total = typeof data.total === 'number' ? data.total : items.length;
       if (items.length === 0 && this.offset > 0) {
         this.offset = Math.max(0, this.offset - PAGE_SIZE);
@@ -1113,7 +1116,7 @@
       const cat = sm.categories || {};
       const tx = sm.transactions || {};
       const files = sm.transactionFiles || {};
-      const range = tx.dateRange || {};
+      const range = tx.dateRangeMs || {}; // `dateRange` is HouseF3's, as YYYY-MM-DD text
       const section = (title, count, ...body) => h('section', null,
         h('h4', null, h('span', { text: title }), h('span', { class: 'count', text: num(count) })), body);
       const list = (items, name, detail, stacked) => (Array.isArray(items) && items.length
@@ -1168,7 +1171,7 @@
       });
       const extra = [
         typeof r.files_restored === 'number' ? `${plural(r.files_restored, 'statement file')} stored (${bytes(r.file_bytes)})` : '',
-        typeof r.total_processing_time === 'number' ? `in ${r.total_processing_time.toFixed(1)} s` : '',
+        typeof r.processingTimeSeconds === 'number' ? `in ${r.processingTimeSeconds.toFixed(1)} s` : '',
       ].filter(Boolean).join(' ');
       const warnings = Array.isArray(r.warnings) ? r.warnings : [];
       this.set('completed', h('div', { class: 'card ok' },
