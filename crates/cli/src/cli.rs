@@ -239,6 +239,26 @@ pub struct ServeArgs {
     /// Log lines as `text` or `json`.
     #[arg(long, env = "FZIP_LOG_FORMAT", default_value = "text")]
     pub log_format: String,
+    /// Per user: jobs queued or running at once (more get 429 TOO_MANY_JOBS).
+    #[arg(long, env = "FZIP_MAX_JOBS_PER_USER", default_value_t = 20)]
+    pub max_jobs_per_user: u64,
+    /// Per user: restore and import jobs waiting for their upload (429 TOO_MANY_UPLOADS).
+    #[arg(long, env = "FZIP_MAX_OPEN_UPLOADS_PER_USER", default_value_t = 10)]
+    pub max_open_uploads_per_user: u64,
+    /// Per user: uploads streaming into this server at once (429 TOO_MANY_UPLOADS).
+    #[arg(
+        long,
+        env = "FZIP_MAX_CONCURRENT_UPLOADS_PER_USER",
+        default_value_t = 2
+    )]
+    pub max_concurrent_uploads_per_user: usize,
+    /// Per user: bytes of packages kept (backups and uploads; 429 STORAGE_LIMIT).
+    #[arg(long, env = "FZIP_MAX_STAGED_BYTES_PER_USER", default_value_t = 20 << 30)]
+    pub max_staged_bytes_per_user: u64,
+    /// Per user: jobs running at once across all servers (default: --workers minus 1, at
+    /// least 1, so a worker stays free for other users).
+    #[arg(long, env = "FZIP_MAX_RUNNING_PER_USER")]
+    pub max_running_per_user: Option<u32>,
     /// Let pages from this origin (`https://app.example.com`) call the API from the browser:
     /// preflights are answered and responses carry CORS headers. Repeat for more origins
     /// (FZIP_CORS_ORIGINS: comma-separated). None by default.

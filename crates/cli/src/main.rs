@@ -543,6 +543,13 @@ fn serve(cli: &Cli, args: &ServeArgs) -> Outcome {
     config.shutdown_grace = Duration::from_secs(args.shutdown_grace_secs);
     config.lease = Duration::from_secs(args.lease_secs.max(1));
     config.limits = limits(cli);
+    config.user_limits = fzip_server::config::UserLimits {
+        max_active_jobs: args.max_jobs_per_user.max(1),
+        max_open_uploads: args.max_open_uploads_per_user.max(1),
+        max_concurrent_uploads: args.max_concurrent_uploads_per_user.max(1),
+        max_staged_bytes: args.max_staged_bytes_per_user,
+        max_running: args.max_running_per_user.map(|n| n.max(1)),
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("fzip-serve")

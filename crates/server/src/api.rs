@@ -99,7 +99,12 @@ const BACKUP_TYPES: &[&str] = &[
 ];
 const MERGE_STRATEGIES: &[&str] = &["fail_on_conflict", "overwrite", "skip_existing"];
 
-fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
+/// The longest `description` a backup takes, in characters.
+pub const MAX_DESCRIPTION_CHARS: usize = 1_000;
+
+/// A request's `Idempotency-Key`, scoped to the route it came with (`scope`): the same key
+/// sent to another route starts another job. (The store scopes keys to the user.)
+fn idempotency_key(headers: &HeaderMap, scope: &str) -> ApiResult<Option<String>> {
     match headers.get("idempotency-key") {
         None => Ok(None),
         Some(v) => {
@@ -111,7 +116,7 @@ fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
                 .ok_or_else(|| {
                     ApiError::bad_request("Idempotency-Key must be 1–200 visible characters")
                 })?;
-            Ok(Some(key.to_string()))
+            Ok(Some(format!("{scope}:{key}")))
         }
     }
 }
@@ -221,7 +226,16 @@ pub async fn create_package_job(
     } else {
         backup_type
     };
-    let key = idempotency_key(&headers)?;
+    if let Some(d) = &body.description {
+        let n = d.chars().count();
+        if n > MAX_DESCRIPTION_CHARS {
+            return Err(ApiError::bad_request(format!(
+                "description is too long ({n} characters); at most {MAX_DESCRIPTION_CHARS} are kept"
+            ))
+            .with("field", json!("description")));
+        }
+    }
+    let key = idempotency_key(&headers, family.segment())?;
     let now = now_ms();
     let id = uuid::Uuid::new_v4().to_string();
     let mut job = Job::new(
@@ -247,7 +261,7 @@ pub async fn create_package_job(
     job.current_phase = "queued".into();
     job.idempotency_key = key;
     let stored = state
-        .blocking(move |s| Ok(s.jobs.create_job(&job)?))
+        .blocking(move |s| s.limiter.create_job(s, family, &job))
         .await?;
     if stored.job_id == id {
         state.audit(
@@ -453,9 +467,42 @@ fn detect_upload(s: &AppState, job: Job) -> ApiResult<Job> {
     let Some(meta) = s.engine.blobs.head(&key)? else {
         return Ok(job);
     };
+    // What a server-side upload refuses at once, checked now: the size, the first bytes, the
+    // user's storage. A refused upload is deleted and its job fails, saying why.
     let max = s.config.max_upload_bytes;
-    let too_large = meta.size > max;
-    if too_large || meta.size == 0 {
+    let refusal = if meta.size == 0 {
+        None
+    } else if meta.size > max {
+        Some((
+            "PACKAGE_TOO_LARGE",
+            format!(
+                "the uploaded package ({} bytes) is larger than this server accepts ({max} bytes); it was deleted",
+                meta.size
+            ),
+        ))
+    } else if crate::limits::looks_like_package(
+        &s.engine
+            .blobs
+            .read_prefix(&key, crate::limits::MAGIC_LEN as u64)?,
+    ) != Some(true)
+    {
+        Some(("NOT_A_PACKAGE", crate::limits::not_a_package().detail))
+    } else {
+        let staged = s.jobs.user_load(&job.user_id, now_ms())?.staged_bytes;
+        let limit = s.config.user_limits.max_staged_bytes;
+        (staged.saturating_add(meta.size) > limit).then(|| {
+            (
+                "STORAGE_LIMIT",
+                format!(
+                    "The uploaded package ({}) does not fit: your backups and uploaded packages already take {} of the {} this server keeps per user. It was deleted; delete backups or restore jobs you no longer need, then upload it again.",
+                    crate::limits::human_bytes(meta.size),
+                    crate::limits::human_bytes(staged),
+                    crate::limits::human_bytes(limit)
+                ),
+            )
+        })
+    };
+    if refusal.is_some() || meta.size == 0 {
         s.engine.blobs.delete(&key)?;
     }
     if meta.size == 0 {
@@ -467,13 +514,10 @@ fn detect_upload(s: &AppState, job: Job) -> ApiResult<Job> {
         if j.status != st.initial || j.package_key.is_some() {
             return Ok::<(), ApiError>(()); // another request got there first
         }
-        if too_large {
+        if let Some((code, message)) = &refusal {
             j.status = st.failed;
-            j.error = Some(format!(
-                "the uploaded package ({} bytes) is larger than this server accepts ({max} bytes); it was deleted",
-                meta.size
-            ));
-            j.error_code = Some("PACKAGE_TOO_LARGE".into());
+            j.error = Some(message.clone());
+            j.error_code = Some((*code).into());
             j.completed_at = Some(now);
             j.updated_at = now;
             return Ok(());
@@ -493,7 +537,7 @@ fn detect_upload(s: &AppState, job: Job) -> ApiResult<Job> {
         &job.user_id,
         "package.upload",
         Some(&job.job_id),
-        if too_large { "PACKAGE_TOO_LARGE" } else { "ok" },
+        refusal.as_ref().map_or("ok", |(code, _)| *code),
         Some(format!("{} bytes, presigned", meta.size)),
     );
     Ok(job)
@@ -821,7 +865,7 @@ fn new_consumer_job(
     job.current_phase = "awaiting_upload".into();
     job.expires_at = Some(now + state.config.url_ttl.as_millis() as i64);
     job.idempotency_key = key;
-    Ok(state.jobs.create_job(&job)?)
+    state.limiter.create_job(state, family, &job)
 }
 
 /// `POST /fzip/restore`: a restore job and where to upload its package.
@@ -832,7 +876,7 @@ pub async fn create_consumer_job(
     headers: HeaderMap,
     body: RestoreRequest,
 ) -> ApiResult<Response> {
-    let key = idempotency_key(&headers)?;
+    let key = idempotency_key(&headers, family.segment())?;
     let job = state
         .blocking({
             let user = user.clone();
@@ -902,7 +946,7 @@ pub async fn upload_url(
     headers: HeaderMap,
     body: RestoreRequest,
 ) -> ApiResult<Response> {
-    let key = idempotency_key(&headers)?;
+    let key = idempotency_key(&headers, &format!("{}.upload-url", family.segment()))?;
     let job = state
         .blocking({
             let user = user.clone();

@@ -57,6 +57,37 @@ pub struct ServerConfig {
     /// Origins (`https://app.example.com`) whose pages may call the API from the browser: their
     /// preflights are answered and responses carry the CORS headers. None by default.
     pub cors_origins: Vec<String>,
+    /// What one user may have at once.
+    pub user_limits: UserLimits,
+}
+
+/// What one user may have at once; past a limit, requests get 429 with a stable `error` code.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserLimits {
+    /// Jobs with work queued or running (`TOO_MANY_JOBS`).
+    pub max_active_jobs: u64,
+    /// Restore and import jobs waiting for their upload (`TOO_MANY_UPLOADS`).
+    pub max_open_uploads: u64,
+    /// Uploads streaming into this server at the same time (`TOO_MANY_UPLOADS`).
+    pub max_concurrent_uploads: usize,
+    /// Bytes of packages kept for the user: backups made and packages uploaded
+    /// (`STORAGE_LIMIT`).
+    pub max_staged_bytes: u64,
+    /// Jobs of one user running at once, across every server sharing the job table; `None`:
+    /// one less than `workers` (at least 1), so a worker stays free for other users.
+    pub max_running: Option<u32>,
+}
+
+impl Default for UserLimits {
+    fn default() -> Self {
+        UserLimits {
+            max_active_jobs: 20,
+            max_open_uploads: 10,
+            max_concurrent_uploads: 2,
+            max_staged_bytes: 20 << 30,
+            max_running: None,
+        }
+    }
 }
 
 impl ServerConfig {
@@ -83,6 +114,14 @@ impl ServerConfig {
             limits: Limits::default(),
             worker_name: format!("fzip-{}", std::process::id()),
             cors_origins: Vec::new(),
+            user_limits: UserLimits::default(),
         }
+    }
+
+    /// How many of one user's jobs may run at once.
+    pub fn max_running_per_user(&self) -> u32 {
+        self.user_limits.max_running.unwrap_or_else(|| {
+            u32::try_from(self.workers.saturating_sub(1).max(1)).unwrap_or(u32::MAX)
+        })
     }
 }

@@ -16,6 +16,8 @@ pub struct ApiError {
     pub detail: String,
     pub extra: Map<String, Value>,
     pub www_authenticate: bool,
+    /// Seconds for a `Retry-After` header, where waiting helps.
+    pub retry_after: Option<u64>,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -28,7 +30,19 @@ impl ApiError {
             detail: detail.into(),
             extra: Map::new(),
             www_authenticate: false,
+            retry_after: None,
         }
+    }
+
+    /// 429: a per-user limit was reached; `retry_after` when waiting helps.
+    pub fn too_many(
+        code: &'static str,
+        detail: impl Into<String>,
+        retry_after: Option<u64>,
+    ) -> Self {
+        let mut e = Self::new(StatusCode::TOO_MANY_REQUESTS, code, detail);
+        e.retry_after = retry_after;
+        e
     }
 
     pub fn with(mut self, key: &str, value: Value) -> Self {
@@ -103,6 +117,11 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if let Some(secs) = self.retry_after
+            && let Ok(v) = HeaderValue::from_str(&secs.to_string())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, v);
+        }
         if self.www_authenticate {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
 use crate::error::{ApiError, ApiResult};
+use crate::limits;
 use crate::signing::Grant;
 use crate::state::AppState;
 
@@ -195,12 +196,15 @@ fn parse_range(text: &str, size: u64) -> Option<(u64, u64)> {
     (start < end && start < size).then_some((start, end))
 }
 
-/// Streams `body` into the blob at `key`, refusing more than `max` bytes. Returns (size, sha256).
+/// Streams `body` into the blob at `key`, refusing more than `max` bytes (with `over`) and,
+/// from its first bytes on, anything that is not a package: nothing is stored then. Returns
+/// (size, sha256).
 async fn store_stream<S, E>(
     state: &AppState,
     key: &str,
     body: S,
     max: u64,
+    over: &(dyn Fn() -> ApiError + Sync),
 ) -> ApiResult<(u64, String)>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
@@ -212,16 +216,30 @@ where
     let mut hasher = Sha256::new();
     let mut size: u64 = 0;
     let mut body = body;
+    // The first bytes, until they tell a package from anything else.
+    let mut head: Option<Vec<u8>> = Some(Vec::with_capacity(limits::MAGIC_LEN));
     let result: ApiResult<()> = async {
         while let Some(chunk) = body.next().await {
             let chunk =
                 chunk.map_err(|e| ApiError::bad_request(format!("the upload broke off: {e}")))?;
             size += chunk.len() as u64;
             if size > max {
-                return Err(too_large(max));
+                return Err(over());
+            }
+            if let Some(h) = &mut head {
+                let take = (limits::MAGIC_LEN - h.len()).min(chunk.len());
+                h.extend_from_slice(&chunk[..take]);
+                match limits::looks_like_package(h) {
+                    Some(true) => head = None,
+                    Some(false) => return Err(limits::not_a_package()),
+                    None => {}
+                }
             }
             hasher.update(&chunk);
             writer.put(chunk).await.map_err(ApiError::internal)?;
+        }
+        if head.is_some() && size > 0 {
+            return Err(limits::not_a_package()); // too short to tell: not a package
         }
         Ok(())
     }
@@ -280,6 +298,33 @@ pub async fn upload(
             job.status.as_str()
         )));
     }
+    // Per-user limits: uploads at once, and the storage the user's packages take.
+    let user_limits = state.config.user_limits.clone();
+    let _slot = state
+        .limiter
+        .start_upload(&grant.user, user_limits.max_concurrent_uploads)?;
+    let staged = state
+        .blocking({
+            let user = grant.user.clone();
+            move |s| Ok(s.jobs.user_load(&user, now_ms())?.staged_bytes)
+        })
+        .await?;
+    let room = user_limits.max_staged_bytes.saturating_sub(staged);
+    let (max, over): (u64, Box<dyn Fn() -> ApiError + Send + Sync>) = if room < max {
+        let limit = user_limits.max_staged_bytes;
+        (room, Box::new(move || limits::storage_limit(staged, limit)))
+    } else {
+        (max, Box::new(move || too_large(max)))
+    };
+    if let Some(len) = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        && len > max.saturating_add(64 << 10)
+    {
+        return Err(over());
+    }
     let is_form = request
         .headers()
         .get(header::CONTENT_TYPE)
@@ -299,7 +344,8 @@ pub async fn upload(
             let name = field.name().unwrap_or("").to_string();
             if name == "file" {
                 let stream = field.map_err(|e| e.to_string());
-                stored = Some(store_stream(&state, &grant.key, Box::pin(stream), max).await?);
+                stored =
+                    Some(store_stream(&state, &grant.key, Box::pin(stream), max, &over).await?);
                 break;
             }
             let value = field.text().await.unwrap_or_default();
@@ -316,7 +362,7 @@ pub async fn upload(
         })?
     } else if method == Method::PUT || method == Method::POST {
         let stream = request.into_body().into_data_stream();
-        store_stream(&state, &grant.key, stream, max).await?
+        store_stream(&state, &grant.key, stream, max, &over).await?
     } else {
         return Err(ApiError::bad_request("upload with PUT, or POST a form"));
     };
@@ -367,6 +413,46 @@ pub async fn upload(
         resp.headers_mut().insert(header::ETAG, v);
     }
     Ok(resp)
+}
+
+/// After a validation that found the uploaded package itself invalid (`VALIDATION_FAILED`):
+/// its bytes are deleted, as nothing can come of them, and the job is kept with its report.
+/// (A package refused because of the profile — not empty, conflicts — is kept for a retry.)
+/// Runs on a blocking thread.
+pub fn discard_invalid_upload(
+    state: &AppState,
+    user: &str,
+    job_id: &str,
+) -> Result<(), fzip_store::StoreError> {
+    let Some(job) = state.jobs.get_job(user, job_id)? else {
+        return Ok(());
+    };
+    let s = statuses(job.job_type);
+    let invalid = |j: &fzip_store::jobs::Job| {
+        !j.job_type.produces_package()
+            && j.work.is_none()
+            && (j.status == s.validation_failed || j.status == s.failed)
+            && j.error_code.as_deref() == Some("VALIDATION_FAILED")
+            && j.package_key.is_some()
+    };
+    if !invalid(&job) {
+        return Ok(());
+    }
+    let Some(key) = job.package_key.clone() else {
+        return Ok(());
+    };
+    state.engine.blobs.delete(&key)?;
+    jobs::modify::<(), fzip_store::StoreError>(state.jobs.as_ref(), user, job_id, |j| {
+        if invalid(j) && j.package_key.as_deref() == Some(key.as_str()) {
+            j.package_key = None;
+            j.updated_at = now_ms();
+            if let Some(e) = &mut j.error {
+                e.push_str(" (the uploaded package was deleted: upload a corrected one)");
+            }
+        }
+        Ok(())
+    })?;
+    Ok(())
 }
 
 async fn delete_blob(state: &AppState, key: &str) -> ApiResult<()> {

@@ -16,6 +16,7 @@ pub mod auth;
 pub mod config;
 mod error;
 mod files;
+mod limits;
 mod metrics;
 mod routes;
 pub mod signing;
@@ -63,6 +64,7 @@ pub fn new_state(config: ServerConfig, engine: Engine, jobs: Arc<dyn JobStore>) 
         metrics: metrics::handle(),
         abort_work: Arc::new(CancelFlag::default()),
         stopping: std::sync::atomic::AtomicBool::new(false),
+        limiter: limits::Limiter::default(),
     }))
 }
 

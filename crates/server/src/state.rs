@@ -32,6 +32,8 @@ pub struct Inner {
     pub abort_work: Arc<CancelFlag>,
     /// Set on shutdown: workers claim nothing new.
     pub stopping: AtomicBool,
+    /// Per-user limits kept in this process.
+    pub limiter: crate::limits::Limiter,
 }
 
 impl std::ops::Deref for AppState {

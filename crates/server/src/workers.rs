@@ -46,7 +46,11 @@ async fn worker_loop(state: AppState, index: usize) {
         }
         let claimed = {
             let (st, name) = (state.clone(), name.clone());
-            tokio::task::spawn_blocking(move || st.jobs.claim_job(&name, now_ms(), lease_ms)).await
+            let per_user = st.config.max_running_per_user();
+            tokio::task::spawn_blocking(move || {
+                st.jobs.claim_job_fair(&name, now_ms(), lease_ms, per_user)
+            })
+            .await
         };
         let job = match claimed {
             Ok(Ok(Some(job))) => job,
@@ -96,6 +100,12 @@ async fn worker_loop(state: AppState, index: usize) {
                 && *outcome != "requeued"
             {
                 record_finish(&st, &claimed, outcome, started.elapsed().as_secs_f64());
+            }
+            // A package found invalid is not kept.
+            if claimed.work == Some(fzip_store::jobs::Work::Validate)
+                && let Err(e) = crate::files::discard_invalid_upload(&st, &user, &id)
+            {
+                tracing::warn!(error = %e, job_id = %id, "could not delete an invalid upload");
             }
             // Package sizes and entity counts, for metrics.
             if let Ok(Some(done)) = st.jobs.get_job(&user, &id) {

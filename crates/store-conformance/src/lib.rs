@@ -661,6 +661,9 @@ macro_rules! job_store_conformance_tests {
             updates_are_compare_and_set,
             claims_respect_work_and_leases,
             concurrent_claims_never_share_a_job,
+            claims_are_fair_across_users,
+            concurrent_claims_keep_the_per_user_limit,
+            user_load_counts_what_a_user_has_in_flight,
             progress_reports_carry_cancellation,
             expiring_jobs_are_found,
             audit_records_are_kept_per_user,
@@ -869,6 +872,130 @@ pub fn concurrent_claims_never_share_a_job(store: &dyn JobStore) {
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), 40, "a job was claimed twice");
+}
+
+fn queued(store: &dyn JobStore, id: &str, user: &str, created: i64) {
+    let mut j = job(id, user, JobType::Backup, created);
+    j.work = Some(Work::Backup);
+    store.create_job(&j).unwrap();
+}
+
+fn claim_id(store: &dyn JobStore, now: i64, cap: u32) -> Option<String> {
+    store
+        .claim_job_fair("w", now, 10_000, cap)
+        .unwrap()
+        .map(|j| j.job_id)
+}
+
+/// The fair claim: users under the per-user limit only, fewest running first, then the oldest
+/// waiting job; a lapsed lease does not count as running.
+pub fn claims_are_fair_across_users(store: &dyn JobStore) {
+    for i in 0..6 {
+        queued(store, &format!("a{i}"), "alice", i);
+    }
+    queued(store, "b0", "bob", 100);
+    queued(store, "c0", "carol", 200);
+    // At most one running each: one job of every user, oldest waiting first, then nothing.
+    let claims: Vec<Option<String>> = (0..4).map(|_| claim_id(store, 1_000, 1)).collect();
+    assert_eq!(
+        claims,
+        [Some("a0"), Some("b0"), Some("c0"), None].map(|s| s.map(str::to_string)),
+        "alice's queue must not hold back bob's and carol's jobs"
+    );
+    // alice's job ends: her next one is claimed.
+    let mut done = store.get_job("alice", "a0").unwrap().unwrap();
+    done.work = None;
+    done.status = JobStatus::BackupCompleted;
+    assert!(store.update_job(&done).unwrap());
+    store.release_job("a0", "w").unwrap();
+    assert_eq!(claim_id(store, 1_000, 1).as_deref(), Some("a1"));
+    // Two each: alice and bob both run one, so the older waiting job (alice's) goes first,
+    // then bob's; alice is then at the limit.
+    queued(store, "b1", "bob", 300);
+    assert_eq!(claim_id(store, 1_000, 2).as_deref(), Some("a2"));
+    assert_eq!(claim_id(store, 1_000, 2).as_deref(), Some("b1"));
+    assert_eq!(claim_id(store, 1_000, 2), None);
+    // Fewest running first: carol (one running) before alice (two) even though alice's
+    // waiting job is older.
+    queued(store, "c1", "carol", 400);
+    assert_eq!(claim_id(store, 1_000, 3).as_deref(), Some("c1"));
+    assert_eq!(claim_id(store, 1_000, 3).as_deref(), Some("a3"));
+    // Every lease lapsed (their servers died): nobody counts as running, the oldest job is
+    // taken over first, and its user is then at the limit again.
+    let later = 1_000_000;
+    assert_eq!(claim_id(store, later, 1).as_deref(), Some("a1"));
+    assert_eq!(claim_id(store, later, 1).as_deref(), Some("b0"));
+    assert_eq!(claim_id(store, later, 1).as_deref(), Some("c0"));
+    assert_eq!(claim_id(store, later, 1), None);
+    // No limit: every job is claimable.
+    assert!(store.claim_job("w", later, 10_000).unwrap().is_some());
+}
+
+/// Claims racing on several connections never take more of one user's jobs than the limit.
+pub fn concurrent_claims_keep_the_per_user_limit(store: &dyn JobStore) {
+    for u in 0..3 {
+        for i in 0..8 {
+            queued(store, &format!("u{u}-{i}"), &format!("user{u}"), i * 3 + u);
+        }
+    }
+    let claimed = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for w in 0..8 {
+            let claimed = &claimed;
+            s.spawn(move || {
+                for _ in 0..3 {
+                    if let Some(j) = store
+                        .claim_job_fair(&format!("w{w}"), 1_000, 60_000, 2)
+                        .unwrap()
+                    {
+                        claimed.lock().unwrap().push(j.user_id);
+                    }
+                }
+            });
+        }
+    });
+    let users = claimed.into_inner().unwrap();
+    for u in 0..3 {
+        let n = users.iter().filter(|x| **x == format!("user{u}")).count();
+        assert_eq!(
+            n, 2,
+            "user{u} holds {n} running jobs with a limit of 2: {users:?}"
+        );
+    }
+}
+
+pub fn user_load_counts_what_a_user_has_in_flight(store: &dyn JobStore) {
+    assert_eq!(
+        store.user_load("alice", 0).unwrap(),
+        fzip_store::jobs::UserLoad::default()
+    );
+    queued(store, "q1", "alice", 1);
+    queued(store, "q2", "alice", 2);
+    let mut done = job("done", "alice", JobType::Backup, 3);
+    done.status = JobStatus::BackupCompleted;
+    done.package_key = Some("packages/alice/done.fzip".into());
+    done.package_size = Some(1_000);
+    store.create_job(&done).unwrap();
+    // Waiting for its upload, with the URL valid until 500 / already expired.
+    let mut open = job("open", "alice", JobType::Restore, 4);
+    open.expires_at = Some(500);
+    store.create_job(&open).unwrap();
+    let mut stale = job("stale", "alice", JobType::Import, 5);
+    stale.expires_at = Some(50);
+    store.create_job(&stale).unwrap();
+    let mut uploaded = job("up", "alice", JobType::Restore, 6);
+    uploaded.package_key = Some("uploads/alice/up.fzip".into());
+    uploaded.package_size = Some(234);
+    uploaded.work = Some(Work::Validate);
+    store.create_job(&uploaded).unwrap();
+    queued(store, "other", "bob", 7);
+    let load = store.user_load("alice", 100).unwrap();
+    assert_eq!(
+        (load.active_jobs, load.open_uploads, load.staged_bytes),
+        (3, 1, 1_234),
+        "{load:?}"
+    );
+    assert_eq!(store.user_load("bob", 100).unwrap().active_jobs, 1);
 }
 
 pub fn progress_reports_carry_cancellation(store: &dyn JobStore) {

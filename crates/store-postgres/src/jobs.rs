@@ -3,7 +3,7 @@
 //! lease lapsed (its server died) is taken over by the next claim.
 
 use fzip_store::jobs::{
-    AuditRecord, Job, JobCursor, JobPage, JobStatus, JobStore, JobType, ProgressAck, Work,
+    AuditRecord, Job, JobCursor, JobPage, JobStatus, JobStore, JobType, ProgressAck, UserLoad, Work,
 };
 use fzip_store::{Result, StoreError};
 use postgres::error::SqlState;
@@ -279,23 +279,78 @@ impl JobStore for PgJobStore {
         Ok(n == 1)
     }
 
-    fn claim_job(&self, worker: &str, now: i64, lease_ms: i64) -> Result<Option<Job>> {
-        Ok(self
+    fn claim_job_fair(
+        &self,
+        worker: &str,
+        now: i64,
+        lease_ms: i64,
+        max_running_per_user: u32,
+    ) -> Result<Option<Job>> {
+        let mut conn = self.pool.get()?;
+        conn.begin("BEGIN")?;
+        // Claims take turns, across every server: the claim below then reads every claim
+        // committed before it (READ COMMITTED takes its snapshot per statement), so two claims
+        // at once cannot both see a user under the limit and both take one of their jobs.
+        // `SKIP LOCKED` still passes over jobs a request is updating.
+        let lock =
+            conn.prepared("SELECT pg_advisory_xact_lock(hashtextextended('fzip:claim', 0))")?;
+        conn.client.execute(&lock, &[]).map_err(pg_err)?;
+        let statement = conn.prepared(&format!(
+            "UPDATE jobs SET lease_owner = $1, lease_until = $2 + $3,
+                 attempts = attempts + 1, version = version + 1
+             WHERE job_id = (
+                 SELECT j.job_id FROM jobs j
+                 LEFT JOIN (
+                     SELECT user_id, COUNT(*) AS n FROM jobs
+                     WHERE work IS NOT NULL AND lease_until IS NOT NULL AND lease_until >= $2
+                     GROUP BY user_id) r ON r.user_id = j.user_id
+                 WHERE j.work IS NOT NULL AND (j.lease_until IS NULL OR j.lease_until < $2)
+                   AND COALESCE(r.n, 0) < $4
+                 ORDER BY COALESCE(r.n, 0), j.created_at, j.job_id LIMIT 1
+                 FOR UPDATE OF j SKIP LOCKED)
+             RETURNING {COLUMNS}"
+        ))?;
+        let rows = conn
+            .client
             .query(
-                &format!(
-                    "UPDATE jobs SET lease_owner = $1, lease_until = $2 + $3,
-                         attempts = attempts + 1, version = version + 1
-                     WHERE job_id = (
-                         SELECT job_id FROM jobs
-                         WHERE work IS NOT NULL AND (lease_until IS NULL OR lease_until < $2)
-                         ORDER BY created_at LIMIT 1
-                         FOR UPDATE SKIP LOCKED)
-                     RETURNING {COLUMNS}"
-                ),
-                &[&t(worker), &now, &lease_ms],
-            )?
-            .into_iter()
-            .next())
+                &statement,
+                &[
+                    &t(worker),
+                    &now,
+                    &lease_ms,
+                    &i64::from(max_running_per_user),
+                ],
+            )
+            .map_err(pg_err)?;
+        let job = rows.first().map(job_from_row).transpose()?;
+        conn.commit()?;
+        Ok(job)
+    }
+
+    fn user_load(&self, user: &str, now: i64) -> Result<UserLoad> {
+        let mut conn = self.pool.get()?;
+        let statement = conn.prepared(
+            "SELECT
+                 COUNT(*) FILTER (WHERE work IS NOT NULL),
+                 COUNT(*) FILTER (WHERE work IS NULL AND package_key IS NULL
+                     AND status IN ('restore_uploaded', 'import_uploaded')
+                     AND (expires_at IS NULL OR expires_at > $2)),
+                 COALESCE(SUM(GREATEST(COALESCE(package_size, 0), 0))
+                     FILTER (WHERE package_key IS NOT NULL), 0)::BIGINT
+             FROM jobs WHERE user_id = $1",
+        )?;
+        let row = conn
+            .client
+            .query_one(&statement, &[&t(user), &now])
+            .map_err(pg_err)?;
+        let n = |i: usize| -> Result<u64> {
+            Ok(row.try_get::<_, i64>(i).map_err(pg_err)?.max(0) as u64)
+        };
+        Ok(UserLoad {
+            active_jobs: n(0)?,
+            open_uploads: n(1)?,
+            staged_bytes: n(2)?,
+        })
     }
 
     fn report_progress(

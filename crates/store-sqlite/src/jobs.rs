@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use fzip_store::jobs::{
-    AuditRecord, Job, JobCursor, JobPage, JobStatus, JobStore, JobType, ProgressAck, Work,
+    AuditRecord, Job, JobCursor, JobPage, JobStatus, JobStore, JobType, ProgressAck, UserLoad, Work,
 };
 use fzip_store::{Result, StoreError};
 use rusqlite::{OptionalExtension, Row, params, params_from_iter};
@@ -278,22 +278,62 @@ impl JobStore for SqliteJobStore {
         Ok(n == 1)
     }
 
-    fn claim_job(&self, worker: &str, now: i64, lease_ms: i64) -> Result<Option<Job>> {
+    fn claim_job_fair(
+        &self,
+        worker: &str,
+        now: i64,
+        lease_ms: i64,
+        max_running_per_user: u32,
+    ) -> Result<Option<Job>> {
         let conn = self.pool.get()?;
+        // One statement under SQLite's write lock: the count of running jobs and the claim
+        // cannot interleave with another claim.
         let mut stmt = conn
             .prepare_cached(&format!(
                 "UPDATE jobs SET lease_owner = ?1, lease_until = ?2 + ?3, attempts = attempts + 1,
                      version = version + 1
                  WHERE job_id = (
-                     SELECT job_id FROM jobs
-                     WHERE work IS NOT NULL AND (lease_until IS NULL OR lease_until < ?2)
-                     ORDER BY created_at LIMIT 1)
+                     SELECT j.job_id FROM jobs j
+                     LEFT JOIN (
+                         SELECT user_id, COUNT(*) AS n FROM jobs
+                         WHERE work IS NOT NULL AND lease_until IS NOT NULL AND lease_until >= ?2
+                         GROUP BY user_id) r ON r.user_id = j.user_id
+                     WHERE j.work IS NOT NULL AND (j.lease_until IS NULL OR j.lease_until < ?2)
+                       AND COALESCE(r.n, 0) < ?4
+                     ORDER BY COALESCE(r.n, 0), j.created_at, j.job_id LIMIT 1)
                  RETURNING {COLUMNS}"
             ))
             .map_err(db_err)?;
-        stmt.query_row(params![worker, now, lease_ms], job_from_row)
-            .optional()
-            .map_err(db_err)
+        stmt.query_row(
+            params![worker, now, lease_ms, i64::from(max_running_per_user)],
+            job_from_row,
+        )
+        .optional()
+        .map_err(db_err)
+    }
+
+    fn user_load(&self, user: &str, now: i64) -> Result<UserLoad> {
+        let conn = self.pool.get()?;
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT
+                     COALESCE(SUM(work IS NOT NULL), 0),
+                     COALESCE(SUM(work IS NULL AND package_key IS NULL
+                         AND status IN ('restore_uploaded', 'import_uploaded')
+                         AND (expires_at IS NULL OR expires_at > ?2)), 0),
+                     COALESCE(SUM(CASE WHEN package_key IS NOT NULL
+                         THEN MAX(COALESCE(package_size, 0), 0) ELSE 0 END), 0)
+                 FROM jobs WHERE user_id = ?1",
+            )
+            .map_err(db_err)?;
+        stmt.query_row(params![user, now], |r| {
+            Ok(UserLoad {
+                active_jobs: r.get::<_, i64>(0)?.max(0) as u64,
+                open_uploads: r.get::<_, i64>(1)?.max(0) as u64,
+                staged_bytes: r.get::<_, i64>(2)?.max(0) as u64,
+            })
+        })
+        .map_err(db_err)
     }
 
     fn report_progress(

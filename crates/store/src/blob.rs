@@ -16,7 +16,7 @@ use object_store::local::LocalFileSystem;
 use object_store::path::{Path, PathPart};
 use object_store::prefix::PrefixStore;
 use object_store::signer::Signer;
-use object_store::{ObjectStore, ObjectStoreExt};
+use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 use tokio::runtime::Runtime;
@@ -32,8 +32,15 @@ pub struct BlobMeta {
     pub modified_ms: i64,
 }
 
+/// The longest identifier kept in its hex form (`~` and two hex digits a byte, stored as
+/// `%7E…`): 3 + 2 × 125 = 253 bytes leaves room for the `#N` suffix a folder store's staging
+/// file adds, within the 255-byte file names of common file systems.
+const MAX_HEX_PART: usize = 125;
+
 /// One safe path level: kept as is when it is made of `[A-Za-z0-9._-]` (and is not `.`/`..`
-/// or hidden), otherwise `~` followed by the hex of its bytes.
+/// or hidden, at most 128 bytes), otherwise `~` followed by the hex of its bytes; an identifier
+/// too long for that to fit a file name becomes `~~` and the hex of its SHA-256 (so any id
+/// length works; ids that fitted before keep their keys).
 fn key_part(part: &str) -> String {
     let plain = !part.is_empty()
         && part.len() <= 128
@@ -43,8 +50,10 @@ fn key_part(part: &str) -> String {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
     if plain {
         part.to_string()
-    } else {
+    } else if part.len() <= MAX_HEX_PART {
         format!("~{}", hex::encode(part.as_bytes()))
+    } else {
+        format!("~~{}", hex::encode(Sha256::digest(part.as_bytes())))
     }
 }
 
@@ -358,6 +367,26 @@ impl BlobStore {
         })
     }
 
+    /// The first `n` bytes of a blob (fewer when it is shorter), fetched as a byte range.
+    pub fn read_prefix(&self, key: &str, n: u64) -> Result<Vec<u8>, StoreError> {
+        let path = Self::path(key)?;
+        let Some(meta) = self.head(key)? else {
+            return Err(StoreError::BlobNotFound(key.to_string()));
+        };
+        let end = n.min(meta.size);
+        if end == 0 {
+            return Ok(Vec::new());
+        }
+        let options = GetOptions::new().with_range(Some(GetRange::Bounded(0..end)));
+        let bytes = self
+            .block_on(async {
+                let result = self.store.get_opts(&path, options).await?;
+                result.bytes().await
+            })
+            .map_err(blob_err)?;
+        Ok(bytes.to_vec())
+    }
+
     /// Size and date of a blob, or `None` when it does not exist.
     pub fn head(&self, key: &str) -> Result<Option<BlobMeta>, StoreError> {
         let path = Self::path(key)?;
@@ -463,6 +492,34 @@ mod tests {
     }
 
     #[test]
+    fn long_identifiers_get_a_short_form_that_fits_a_file_name() {
+        // Keys that fitted a file name before are unchanged.
+        let plain = "a".repeat(128);
+        assert_eq!(BlobStore::key([plain.as_str()]), plain);
+        let odd = "é".repeat(62); // 124 bytes
+        assert_eq!(
+            BlobStore::key([odd.as_str()]),
+            format!("%7E{}", hex::encode(&odd))
+        );
+        // Longer ones (a 129-character `sub`, any length) get a short, distinct form.
+        for n in [129, 200, 1_000, 100_000] {
+            let id = "u".repeat(n);
+            let key = BlobStore::key(["users", id.as_str(), "files"]);
+            let level = key.split('/').nth(1).unwrap();
+            assert!(level.len() + "#99".len() <= 255, "{n}: {level}");
+            assert!(level.starts_with("%7E%7E"), "{level}");
+            let other = format!("{id}x");
+            assert_ne!(key, BlobStore::key(["users", other.as_str(), "files"]));
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::local(dir.path()).unwrap();
+        let user = "s".repeat(129);
+        let key = BlobStore::file_key(&user, "b", &"f".repeat(300));
+        store.put_bytes(&key, b"statement").unwrap();
+        assert_eq!(store.list(&BlobStore::user_prefix(&user)).unwrap().len(), 1);
+    }
+
+    #[test]
     fn odd_identifiers_store_and_read_back() {
         let dir = tempfile::tempdir().unwrap();
         let store = BlobStore::local(dir.path()).unwrap();
@@ -513,6 +570,8 @@ mod tests {
             store.head(&key).unwrap().map(|m| m.size),
             Some(data.len() as u64)
         );
+        assert_eq!(store.read_prefix(&key, 5).unwrap(), &data[..5]);
+        assert_eq!(store.read_prefix(&key, 1 << 40).unwrap().len(), data.len());
         store.delete(&key).unwrap();
         store.delete(&key).unwrap();
         assert!(store.head(&key).unwrap().is_none());

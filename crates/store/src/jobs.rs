@@ -214,6 +214,18 @@ pub struct JobCursor {
     pub job_id: String,
 }
 
+/// What one user has in flight (see [`JobStore::user_load`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UserLoad {
+    /// Jobs with work queued or running.
+    pub active_jobs: u64,
+    /// Restore and import jobs still waiting for their package, whose upload URL has not
+    /// expired.
+    pub open_uploads: u64,
+    /// Bytes of the packages the user's jobs keep (backups made, packages uploaded).
+    pub staged_bytes: u64,
+}
+
 /// Where jobs and audit records live.
 pub trait JobStore: Send + Sync {
     /// Stores a new job. When the job carries an idempotency key the user already used, nothing
@@ -240,8 +252,26 @@ pub trait JobStore: Send + Sync {
     /// Deletes a user's job; false when there was none.
     fn delete_job(&self, user: &str, job_id: &str) -> Result<bool>;
 
-    /// Claims the oldest job with work whose lease is free or expired, for `lease_ms`.
-    fn claim_job(&self, worker: &str, now: i64, lease_ms: i64) -> Result<Option<Job>>;
+    /// Claims a job with work whose lease is free or expired, for `lease_ms`, fairly across
+    /// users: only users with fewer than `max_running_per_user` jobs running (leased) are
+    /// considered; among them those with the fewest running come first, then the oldest
+    /// waiting job (so one user's queue never delays another's first job by more than a job's
+    /// length). A job's own expired lease does not count it as running.
+    fn claim_job_fair(
+        &self,
+        worker: &str,
+        now: i64,
+        lease_ms: i64,
+        max_running_per_user: u32,
+    ) -> Result<Option<Job>>;
+
+    /// [`JobStore::claim_job_fair`] with no limit per user.
+    fn claim_job(&self, worker: &str, now: i64, lease_ms: i64) -> Result<Option<Job>> {
+        self.claim_job_fair(worker, now, lease_ms, u32::MAX)
+    }
+
+    /// What a user has in flight, for per-user limits.
+    fn user_load(&self, user: &str, now: i64) -> Result<UserLoad>;
 
     /// Records progress of the job a worker holds (without conflicting with other updates).
     fn report_progress(
