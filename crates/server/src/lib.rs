@@ -17,6 +17,7 @@ pub mod config;
 mod error;
 mod files;
 mod metrics;
+mod refusals;
 mod routes;
 pub mod signing;
 mod state;
@@ -62,6 +63,7 @@ pub fn new_state(config: ServerConfig, engine: Engine, jobs: Arc<dyn JobStore>) 
         metrics: metrics::handle(),
         abort_work: Arc::new(CancelFlag::default()),
         stopping: std::sync::atomic::AtomicBool::new(false),
+        refusals: refusals::Refusals::default(),
     }))
 }
 
@@ -177,6 +179,9 @@ pub async fn run(
         state.abort_work.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(60), &mut all).await;
     }
+    // The summary of refused requests still counting.
+    let st = state.clone();
+    let _ = tokio::task::spawn_blocking(move || st.flush_refusals(i64::MAX)).await;
     tracing::info!("stopped");
     served.map_err(ServerError::Io)
 }
