@@ -561,14 +561,9 @@ fn every_command_help_shows_its_options_apart_an_example_and_exit_codes() {
             .unwrap_or_else(|| panic!("fzip {args:?}: no global options heading\n{help}"));
         let (own, globals) = help.split_at(global);
         assert!(own.contains("Options:"), "fzip {args:?}\n{help}");
-        assert!(
-            globals.contains("--data-dir") && !own.contains("--data-dir"),
-            "{help}"
-        );
-        assert!(
-            globals.contains("--json") && !own.contains("--json"),
-            "{help}"
-        );
+        for global in ["--data-dir ", "--json ", "--database-url "] {
+            assert!(globals.contains(global) && !own.contains(global), "{help}");
+        }
         assert!(help.contains("Package limits"), "{help}");
         assert!(
             help.contains("Example"),
@@ -583,7 +578,9 @@ fn every_command_help_shows_its_options_apart_an_example_and_exit_codes() {
         for (i, line) in lines.iter().enumerate() {
             let t = line.trim_start();
             if t.starts_with("--") || (t.starts_with('-') && t.len() > 1 && !t.starts_with("- ")) {
-                let inline = t.split("  ").nth(1).is_some_and(|d| !d.trim().is_empty());
+                let inline = t
+                    .split_once("  ")
+                    .is_some_and(|(_, d)| !d.trim().is_empty());
                 let next = lines.get(i + 1).map_or("", |l| l.trim());
                 let below = !next.is_empty() && !next.starts_with('-');
                 assert!(
@@ -678,7 +675,7 @@ fn cli_backup_restore_import_and_clear_are_audited() {
 #[test]
 fn refused_tokens_and_foreign_jobs_are_audited_in_summary() {
     let env = Env::new();
-    let server = env.serve_on("127.0.0.1:0", &[], &[], &env.data());
+    let mut server = env.serve_on("127.0.0.1:0", &[], &[], &env.data());
     let http = reqwest::blocking::Client::new();
     let alice = env.token("alice");
     let bob = env.token("bob");
@@ -721,6 +718,7 @@ fn refused_tokens_and_foreign_jobs_are_audited_in_summary() {
         .status()
         .unwrap();
     assert!(status.success());
+    server.child.wait().unwrap();
     let log = server.kill();
     assert!(log.contains("stopped"), "{log}");
 
