@@ -13,6 +13,27 @@ use fzip_store_sqlite::{SqliteJobStore, SqliteStore};
 
 use crate::cli::Cli;
 
+/// Whether a command may create the store it opens. Only `serve`, `migrate`, `demo-profile`,
+/// `restore` and `import` create one; every other command on a missing store fails, so a
+/// mistyped `--data-dir` is never backed up as an empty profile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Open {
+    Create,
+    Existing,
+}
+
+/// There is no store where the options point (`STORE_NOT_FOUND`).
+#[derive(Debug)]
+pub struct MissingStore(pub String);
+
+impl std::fmt::Display for MissingStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for MissingStore {}
+
 /// A database location.
 pub enum Database {
     /// SQLite: the profile database file; the job database is `jobs.db` beside it.
@@ -58,15 +79,21 @@ impl Database {
         }
     }
 
-    pub fn profile_store(&self) -> anyhow::Result<Arc<dyn ProfileStore>> {
+    /// The profile store; with [`Open::Existing`] only one that is there already. (A
+    /// PostgreSQL database without fzip's tables is refused either way: `fzip migrate` makes
+    /// them.)
+    pub fn profile_store(&self, open: Open) -> anyhow::Result<Arc<dyn ProfileStore>> {
+        let cannot = |profiles: &Path| format!("cannot open the database {}", profiles.display());
         Ok(match self {
+            Database::Sqlite { profiles, .. } if open == Open::Existing => {
+                match SqliteStore::open_existing(profiles).with_context(|| cannot(profiles))? {
+                    Some(store) => Arc::new(store),
+                    None => return Err(missing_store(profiles).into()),
+                }
+            }
             Database::Sqlite { profiles, .. } => {
                 ensure_parent(profiles)?;
-                Arc::new(
-                    SqliteStore::open(profiles).with_context(|| {
-                        format!("cannot open the database {}", profiles.display())
-                    })?,
-                )
+                Arc::new(SqliteStore::open(profiles).with_context(|| cannot(profiles))?)
             }
             Database::Postgres { url } => Arc::new(
                 PgStore::open(url)
@@ -109,6 +136,25 @@ impl Database {
                 .with_context(|| format!("migrating {}", self.describe())),
         }
     }
+}
+
+fn missing_store(profiles: &Path) -> MissingStore {
+    let dir = profiles
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let what = if dir.is_dir() {
+        format!("{} holds no fzip database", dir.display())
+    } else {
+        format!("{} does not exist", dir.display())
+    };
+    MissingStore(format!(
+        "no fzip store at {} ({what}); nothing was created. Check --data-dir (FZIP_DATA_DIR) or \
+         --database-url, or create the store: `fzip restore FILE --user U`, `fzip import FILE \
+         --user U`, `fzip demo-profile --user U` and `fzip serve` create one, `fzip migrate` an \
+         empty one",
+        profiles.display()
+    ))
 }
 
 fn ensure_parent(path: &Path) -> anyhow::Result<()> {

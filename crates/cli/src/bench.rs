@@ -351,11 +351,16 @@ pub fn bench(cli: &Cli, args: &BenchArgs) -> anyhow::Result<()> {
         "runsPerPhase": runs,
         "sizes": reports,
     });
-    print_table(&reports);
     let json_path = &args.json_out;
     std::fs::write(json_path, serde_json::to_vec_pretty(&document)?)
         .with_context(|| format!("cannot write {}", json_path.display()))?;
-    println!("\nJSON: {}", json_path.display());
+    if cli.json {
+        // One document on stdout, as every command prints with --json.
+        crate::output::Out::new(true).document(&document);
+    } else {
+        print_table(&reports);
+        println!("\nJSON: {}", json_path.display());
+    }
     if args.dir.is_none() && !args.keep_profiles {
         std::fs::remove_dir_all(&root).ok();
     }

@@ -7,37 +7,52 @@ use clap::{Args, Parser, Subcommand};
 /// FZIP backup, restore, export and import for personal-finance profiles.
 ///
 /// Exit codes: 0 success, 1 error or differences, 2 usage, 3 invalid package, 4 profile not
-/// empty, 5 infrastructure failure (disk full, database or blob storage failing).
+/// empty, 5 infrastructure failure (disk full, database or blob storage failing), 130
+/// interrupted by Ctrl-C.
 #[derive(Debug, Parser)]
-#[command(name = "fzip", version, propagate_version = true)]
+#[command(name = "fzip", version, propagate_version = true, after_help = MAIN_HELP)]
 pub struct Cli {
     /// Where the embedded store keeps its database and blobs.
     #[arg(
         long,
         global = true,
         env = "FZIP_DATA_DIR",
-        default_value = "fzip-data"
+        default_value = "fzip-data",
+        help_heading = GLOBAL
     )]
     pub data_dir: PathBuf,
 
     /// The database: `sqlite://PATH/fzip.db` (jobs in `jobs.db` beside it) or
     /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?schema=NAME]`. Default: SQLite in the
     /// data directory.
-    #[arg(long, global = true, env = "FZIP_DATABASE_URL", value_name = "URL")]
+    #[arg(
+        long,
+        global = true,
+        env = "FZIP_DATABASE_URL",
+        value_name = "URL",
+        help_heading = GLOBAL
+    )]
     pub database_url: Option<String>,
 
     /// Blob storage for statement files and packages: `file:///PATH` or
     /// `s3://BUCKET[/PREFIX]` (endpoint, region and credentials from the AWS environment
     /// variables). Default: the `blobs` folder in the data directory.
-    #[arg(long, global = true, env = "FZIP_BLOB_STORE", value_name = "URL")]
+    #[arg(
+        long,
+        global = true,
+        env = "FZIP_BLOB_STORE",
+        value_name = "URL",
+        help_heading = GLOBAL
+    )]
     pub blob_store: Option<String>,
 
-    /// Print one JSON document instead of text (and no progress bars).
-    #[arg(long, global = true)]
+    /// Print exactly one JSON document on stdout instead of text, errors included (and no
+    /// progress bars).
+    #[arg(long, global = true, help_heading = GLOBAL)]
     pub json: bool,
 
     /// No progress bars.
-    #[arg(long, short, global = true)]
+    #[arg(long, short, global = true, help_heading = GLOBAL)]
     pub quiet: bool,
 
     #[command(flatten)]
@@ -51,40 +66,193 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct LimitArgs {
     /// Largest uncompressed entry accepted in a package, in bytes.
-    #[arg(long, global = true, env = "FZIP_MAX_ENTRY_SIZE", value_name = "BYTES")]
+    #[arg(long, global = true, env = "FZIP_MAX_ENTRY_SIZE", value_name = "BYTES", help_heading = LIMITS)]
     pub max_entry_size: Option<u64>,
     /// Largest uncompressed total accepted in a package, in bytes.
-    #[arg(long, global = true, env = "FZIP_MAX_TOTAL_SIZE", value_name = "BYTES")]
+    #[arg(long, global = true, env = "FZIP_MAX_TOTAL_SIZE", value_name = "BYTES", help_heading = LIMITS)]
     pub max_total_size: Option<u64>,
     /// Most entries accepted in a package.
-    #[arg(long, global = true, env = "FZIP_MAX_ENTRIES", value_name = "N")]
+    #[arg(long, global = true, env = "FZIP_MAX_ENTRIES", value_name = "N", help_heading = LIMITS)]
     pub max_entries: Option<usize>,
     /// Highest compression ratio accepted for an entry over 1 MiB (zip bombs reach 1000).
-    #[arg(long, global = true, env = "FZIP_MAX_RATIO", value_name = "N")]
+    #[arg(long, global = true, env = "FZIP_MAX_RATIO", value_name = "N", help_heading = LIMITS)]
     pub max_ratio: Option<u64>,
 }
+
+/// The heading of the options every command takes.
+const GLOBAL: &str = "Global options";
+/// The heading of the package safety limits (global too).
+const LIMITS: &str = "Package limits (global options)";
+
+/// Exit codes, shown in every command's help.
+macro_rules! exit_codes {
+    ($($line:literal),* $(,)?) => {
+        concat!(
+            "Exit codes:\n",
+            $("  ", $line, "\n",)*
+            "  1    error (message on stderr, or the JSON document's `error` code)\n",
+            "  2    usage: bad or contradictory arguments\n",
+            "  130  interrupted by Ctrl-C (the operation stopped cleanly; nothing was changed)",
+        )
+    };
+}
+
+const MAIN_HELP: &str = concat!(
+    "Examples:\n",
+    "  fzip demo-profile --user alice\n",
+    "  fzip backup --user alice -o alice.fzip\n",
+    "  fzip restore alice.fzip --user bob\n",
+    "  fzip COMMAND --help     (each command's options, an example and its exit codes)\n\n",
+    "Only serve, migrate, demo-profile, restore and import create a store (the data directory \
+     or the database); every other command fails on a missing one.\n\n",
+    exit_codes![
+        "0    success",
+        "3    invalid package",
+        "4    profile not empty"
+    ],
+);
+
+const DEMO_HELP: &str = concat!(
+    "Example:\n  fzip demo-profile --user alice --transactions 20000 --files 10\n\n",
+    "Creates the store when there is none.\n\n",
+    exit_codes![
+        "0    the profile was filled",
+        "4    the profile is not empty"
+    ],
+);
+
+const BACKUP_HELP: &str = concat!(
+    "Examples:\n",
+    "  fzip backup --user alice -o alice.fzip\n",
+    "  fzip backup --user alice -o 2023.fzip --from 2023-01-01 --to 2023-12-31\n\n",
+    "A filter (--accounts, --from, --to, --categories) makes the backup selective when --type \
+     is not given; with another --type it is refused. The store must exist.\n\n",
+    exit_codes!["0    the package is written"],
+);
+
+const IMPORT_HELP: &str = concat!(
+    "Example:\n  fzip import 2023.fzip --user carol --merge skip_existing --dry-run\n\n",
+    "Creates the store when there is none.\n\n",
+    exit_codes![
+        "0    imported (or, with --dry-run, would import)",
+        "1    conflicts under fail_on_conflict: nothing was imported (the report lists them)",
+        "3    invalid package",
+    ],
+);
+
+const ANALYTICS_HELP: &str = concat!(
+    "Example:\n  fzip analytics --user alice --recompute\n\n",
+    exit_codes!["0    the analytics are shown"],
+);
+
+const RESTORE_HELP: &str = concat!(
+    "Examples:\n  fzip restore alice.fzip --user bob\n  fzip restore alice.fzip --user bob --validate-only\n\n",
+    "Creates the store when there is none.\n\n",
+    exit_codes![
+        "0    restored (or, with --validate-only, restorable)",
+        "3    invalid package: nothing was written",
+        "4    the profile is not empty: nothing was written",
+    ],
+);
+
+const VERIFY_HELP: &str = concat!(
+    "Example:\n  fzip verify alice.fzip\n\n",
+    exit_codes!["0    valid", "3    invalid (the report says why)"],
+);
+
+const INSPECT_HELP: &str = concat!(
+    "Example:\n  fzip inspect alice.fzip\n\n",
+    exit_codes!["0    shown", "3    the package cannot be read"],
+);
+
+const DIFF_HELP: &str = concat!(
+    "Example:\n  fzip diff alice.fzip bob.fzip\n\n",
+    "Exit 1 also means: the packages hold different profiles (the differences are printed).\n\n",
+    exit_codes![
+        "0    both packages hold the same profile",
+        "3    a package cannot be read"
+    ],
+);
+
+const PROFILE_HELP: &str = concat!(
+    "Examples:\n  fzip profile summary --user alice\n  fzip profile clear --user alice --yes\n\n",
+    exit_codes!["0    done"],
+);
+
+const SUMMARY_HELP: &str = concat!(
+    "Example:\n  fzip profile summary --user alice\n\n",
+    exit_codes!["0    shown (also for an empty profile)"],
+);
+
+const CLEAR_HELP: &str = concat!(
+    "Example:\n  fzip profile clear --user alice --yes\n\n",
+    exit_codes!["0    the profile is empty now"],
+);
+
+const GC_HELP: &str = concat!(
+    "Example:\n  fzip gc --min-age-hours 48\n\n",
+    exit_codes!["0    done"],
+);
+
+const MIGRATE_HELP: &str = concat!(
+    "Example:\n  fzip migrate --database-url 'postgres://fzip@db.internal/fzip'\n\n",
+    "Creates the store when there is none.\n\n",
+    exit_codes!["0    the schema is current"],
+);
+
+const SERVE_HELP: &str = concat!(
+    "Example:\n  fzip serve --listen 0.0.0.0:8080 --public-url https://fzip.example.com\n\n",
+    "Creates the store, the token secret and the URL signing key when there are none. Stops \
+     on SIGTERM or Ctrl-C after --shutdown-grace-secs.\n\n",
+    exit_codes!["0    stopped"],
+);
+
+const BENCH_HELP: &str = concat!(
+    "Example:\n  cargo run --release -p fzip -- bench --sizes 10000,100000 --runs 3\n\n",
+    "With --json the results are the JSON document on stdout (and written to --json-out).\n\n",
+    exit_codes!["0    done"],
+);
+
+const TOKEN_HELP: &str = concat!(
+    "Example:\n  TOKEN=$(fzip token --user alice)\n\n",
+    "Signs with FZIP_JWT_SECRET, or the secret `fzip serve` created in the data directory; \
+     it never creates one (the server would refuse a token signed with another).\n\n",
+    exit_codes!["0    the token is printed"],
+);
+
+const AUDIT_HELP: &str = concat!(
+    "Example:\n  fzip audit --user alice --limit 20\n\n",
+    exit_codes!["0    shown"],
+);
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Fill an empty profile with realistic, deterministic demo data.
+    #[command(after_help = DEMO_HELP)]
     DemoProfile {
+        /// The user whose (empty) profile is filled.
         #[arg(long)]
         user: String,
+        /// How many transactions to make.
         #[arg(long, default_value_t = 2_000)]
         transactions: u64,
         /// Statement files (the transactions are spread over them).
         #[arg(long, default_value_t = 10)]
         files: u64,
+        /// Seed of the generator: the same seed makes the same profile.
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
     /// Back up a profile into a package.
+    #[command(after_help = BACKUP_HELP)]
     Backup {
+        /// The user whose profile is backed up.
         #[arg(long)]
         user: String,
         /// The package to write (written to FILE.partial, renamed when complete).
         #[arg(short, long, value_name = "FILE")]
         output: PathBuf,
+        /// A note kept in the manifest.
         #[arg(long)]
         description: Option<String>,
         /// Include analytics records.
@@ -104,26 +272,31 @@ pub enum Command {
         /// PROFILE_EMPTY: an empty profile is usually a mistyped --user).
         #[arg(long)]
         allow_empty: bool,
-        /// What to back up: complete, accounts_only, transactions_only, categories_only,
-        /// selective.
-        #[arg(long = "type", default_value = "complete", value_parser = ["complete", "accounts_only", "transactions_only", "categories_only", "selective"])]
-        backup_type: String,
-        /// Only these accounts (comma-separated ids).
+        /// What to back up (default: complete, or selective when a filter is given).
+        #[arg(long = "type", value_parser = ["complete", "accounts_only", "transactions_only", "categories_only", "selective"])]
+        backup_type: Option<String>,
+        /// Only these accounts (comma-separated ids); implies --type selective.
         #[arg(long, value_delimiter = ',')]
         accounts: Option<Vec<String>>,
-        /// Only transactions from this date (ms since the epoch, or YYYY-MM-DD).
+        /// Only transactions from this date (ms since the epoch, or YYYY-MM-DD); implies --type
+        /// selective.
         #[arg(long)]
         from: Option<String>,
-        /// Only transactions up to this date (ms, or YYYY-MM-DD: the whole day).
+        /// Only transactions up to this date (ms, or YYYY-MM-DD: the whole day); implies --type
+        /// selective.
         #[arg(long)]
         to: Option<String>,
-        /// Only these categories and their transactions (comma-separated ids).
+        /// Only these categories and their transactions (comma-separated ids); implies --type
+        /// selective.
         #[arg(long, value_delimiter = ',')]
         categories: Option<Vec<String>>,
     },
     /// Import a package into a live profile, merging by a strategy (all or nothing).
+    #[command(after_help = IMPORT_HELP)]
     Import {
+        /// The package to import.
         file: PathBuf,
+        /// The user whose profile receives the package.
         #[arg(long)]
         user: String,
         /// What to do with entities whose id the profile already has.
@@ -134,7 +307,9 @@ pub enum Command {
         dry_run: bool,
     },
     /// Show a profile's analytics (monthly cash flow per account, category totals per month).
+    #[command(after_help = ANALYTICS_HELP)]
     Analytics {
+        /// The user whose analytics are shown.
         #[arg(long)]
         user: String,
         /// Recompute them from the transactions first.
@@ -142,8 +317,11 @@ pub enum Command {
         recompute: bool,
     },
     /// Restore a package into an empty profile (all or nothing).
+    #[command(after_help = RESTORE_HELP)]
     Restore {
+        /// The package to restore.
         file: PathBuf,
+        /// The user whose empty profile receives the package.
         #[arg(long)]
         user: String,
         /// Validate the package and the target profile, write nothing.
@@ -151,48 +329,68 @@ pub enum Command {
         validate_only: bool,
     },
     /// Check a package completely: exit 0 when valid, 3 when not, saying why.
-    Verify { file: PathBuf },
+    #[command(after_help = VERIFY_HELP)]
+    Verify {
+        /// The package to check.
+        file: PathBuf,
+    },
     /// Show what a package holds: manifest, counts, date range, files with SHA-256.
-    Inspect { file: PathBuf },
+    #[command(after_help = INSPECT_HELP)]
+    Inspect {
+        /// The package to look into.
+        file: PathBuf,
+    },
     /// Compare the profiles two packages hold: exit 0 when the same, 1 otherwise.
+    #[command(after_help = DIFF_HELP)]
     Diff {
+        /// The first package.
         a: PathBuf,
+        /// The second package.
         b: PathBuf,
         /// Also compare keys HouseF3's exporter derives at export time.
         #[arg(long)]
         strict: bool,
     },
     /// Look at or clear a profile.
+    #[command(after_help = PROFILE_HELP)]
     Profile {
         #[command(subcommand)]
         command: ProfileCommand,
     },
     /// Delete statement-file blobs no profile refers to (left by killed restores).
+    #[command(after_help = GC_HELP)]
     Gc {
         /// Keep unreferenced blobs younger than this, in case a restore is still writing them.
         #[arg(long, default_value_t = 24)]
         min_age_hours: u64,
     },
     /// Apply pending database migrations.
+    #[command(after_help = MIGRATE_HELP)]
     Migrate,
     /// Run the HTTP service: the FZIP API, background jobs, signed URLs, metrics.
+    #[command(after_help = SERVE_HELP)]
     Serve(ServeArgs),
     /// Benchmark: build demo profiles and time backup, verify, restore, import and diff (median
     /// of several runs, peak memory of each); prints a table and writes JSON.
+    #[command(after_help = BENCH_HELP)]
     Bench(BenchArgs),
     /// Print a bearer token for a user (embedded HS256 mode), and nothing else.
+    #[command(after_help = TOKEN_HELP)]
     Token {
+        /// The user the token speaks for (its `sub`).
         #[arg(long)]
         user: String,
-        /// How long the token is valid.
+        /// How long the token is valid, in hours.
         #[arg(long, default_value_t = 24)]
         ttl_hours: u64,
     },
     /// Show the audit trail: who did what, when, with what outcome.
+    #[command(after_help = AUDIT_HELP)]
     Audit {
         /// One user's records (all users when absent).
         #[arg(long)]
         user: Option<String>,
+        /// Most records shown, newest first.
         #[arg(long, default_value_t = 100)]
         limit: u64,
     },
@@ -288,12 +486,16 @@ fn parse_origin(text: &str) -> Result<String, String> {
 #[derive(Debug, Subcommand)]
 pub enum ProfileCommand {
     /// Counts of what a profile holds.
+    #[command(after_help = SUMMARY_HELP)]
     Summary {
+        /// The user whose profile is summarised.
         #[arg(long)]
         user: String,
     },
     /// Delete everything in a profile, statement files included.
+    #[command(after_help = CLEAR_HELP)]
     Clear {
+        /// The user whose profile is cleared.
         #[arg(long)]
         user: String,
         /// Confirm the deletion.

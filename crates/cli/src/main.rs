@@ -1,6 +1,12 @@
 //! `fzip`: the command-line tool.
 #![forbid(unsafe_code)]
 
+// First, so that its `println!`/`eprintln!` (which never panic on a closed pipe) are the ones
+// every module uses.
+#[macro_use]
+mod stdio;
+
+mod audit;
 mod backends;
 mod bench;
 mod cli;
@@ -24,6 +30,7 @@ use fzip_format::{Limits, PackageError};
 use fzip_server::{AuthConfig, ServerConfig};
 use serde_json::json;
 
+use crate::backends::{MissingStore, Open};
 use crate::cli::{Cli, Command, ProfileCommand, ServeArgs};
 use crate::output::Out;
 use crate::progress::Bar;
@@ -112,7 +119,10 @@ fn package_message(p: &PackageError) -> String {
 type Outcome = Result<(), Failure>;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(&e),
+    };
     let serving = matches!(cli.command, Command::Serve(_));
     init_logging(&cli, serving);
     let out = Out::new(cli.json);
@@ -127,9 +137,11 @@ fn main() -> ExitCode {
             cancel.cancel();
         });
     }
-    let result = run(&cli, &out, cancel);
+    let result = run(&cli, &out, cancel.clone());
+    audit::record_cli(&cli, &result, cancel.is_set());
     bench::report_peak_rss();
-    match result {
+    let succeeded = result.is_ok();
+    let code = match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Different) => ExitCode::from(1),
         Err(Failure::Usage(message)) => {
@@ -160,11 +172,71 @@ fn main() -> ExitCode {
             out.error(code, &message, None);
             ExitCode::from(exit)
         }
+        // Ctrl-C: the operation stopped cleanly (rolled back, the partial file removed).
+        Err(Failure::Error(e)) if cancel.is_set() => {
+            out.error("CANCELLED", &format!("interrupted by Ctrl-C: {e:#}"), None);
+            ExitCode::from(130)
+        }
         Err(Failure::Error(e)) => {
-            out.error("ERROR", &format!("{e:#}"), None);
+            out.error(error_code(&e), &format!("{e:#}"), None);
             ExitCode::from(1)
         }
+    };
+    match stdio::take_stdout_error() {
+        Some(e) if succeeded => {
+            eprintln!("error: cannot write the output: {e}");
+            ExitCode::from(1)
+        }
+        _ => code,
     }
+}
+
+/// The stable `error` code of a failure that has no variant of its own.
+fn error_code(e: &anyhow::Error) -> &'static str {
+    if e.downcast_ref::<MissingStore>().is_some() {
+        "STORE_NOT_FOUND"
+    } else if e.downcast_ref::<NoSecret>().is_some() {
+        "NO_TOKEN_SECRET"
+    } else {
+        "ERROR"
+    }
+}
+
+/// Arguments clap refused (exit 2), or `--help`/`--version` (exit 0); with `--json` anywhere
+/// before `--`, as one JSON document like every other outcome.
+fn usage_error(e: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    let json = std::env::args_os()
+        .skip(1)
+        .take_while(|a| a != "--")
+        .any(|a| a == "--json");
+    let informational = matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion);
+    let code = if informational {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    };
+    let text = e.render().to_string();
+    if json {
+        let doc = if e.kind() == ErrorKind::DisplayVersion {
+            json!({ "version": text.trim_end() })
+        } else if informational {
+            json!({ "help": text.trim_end() })
+        } else {
+            let message = text
+                .trim_end()
+                .trim_start_matches("error: ")
+                .replace("\n\nFor more information, try '--help'.", "");
+            json!({ "error": "USAGE", "message": message })
+        };
+        Out::new(true).document(&doc);
+    } else if informational {
+        println!("{}", text.trim_end());
+    } else {
+        // clap writes to stderr with the terminal's colours; a failure to write is ignored.
+        let _ = e.print();
+    }
+    code
 }
 
 /// Logs go to stderr: warnings for commands, `info` with job ids for the server (`FZIP_LOG`
@@ -206,12 +278,15 @@ fn limits(cli: &Cli) -> Limits {
     l
 }
 
-/// The engine on the configured database and blob storage.
-fn engine(cli: &Cli) -> anyhow::Result<Engine> {
+/// The engine on the configured database and blob storage; with [`Open::Existing`] only on a
+/// store that is there already.
+fn engine(cli: &Cli, open: Open) -> anyhow::Result<Engine> {
     let dir = &cli.data_dir;
-    fs::create_dir_all(dir)
-        .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
-    let store = backends::Database::from_cli(cli)?.profile_store()?;
+    if open == Open::Create {
+        fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+    }
+    let store = backends::Database::from_cli(cli)?.profile_store(open)?;
     let blobs = backends::blob_store(cli)?;
     let mut engine = Engine::new(store, blobs);
     engine.limits = limits(cli);
@@ -227,7 +302,7 @@ fn run(cli: &Cli, out: &Out, cancel: Arc<CancelFlag>) -> Outcome {
             files,
             seed,
         } => {
-            let engine = engine(cli)?;
+            let engine = engine(cli, Open::Create)?;
             let bar = bar();
             let report = fzip_engine::demo_profile(
                 &engine,
@@ -258,14 +333,8 @@ fn run(cli: &Cli, out: &Out, cancel: Arc<CancelFlag>) -> Outcome {
             to,
             categories,
         } => {
-            let selection = Selection {
-                backup_type: BackupType::parse(backup_type).unwrap_or_default(),
-                account_ids: accounts.as_ref().map(|a| a.iter().cloned().collect()),
-                date_from: from.as_deref().map(|d| parse_date(d, false)).transpose()?,
-                date_to: to.as_deref().map(|d| parse_date(d, true)).transpose()?,
-                category_ids: categories.as_ref().map(|c| c.iter().cloned().collect()),
-            };
-            let engine = engine(cli)?;
+            let selection = selection(backup_type.as_deref(), accounts, from, to, categories)?;
+            let engine = engine(cli, Open::Existing)?;
             if output.exists() && !force {
                 return Err(Failure::Usage(format!(
                     "{} already exists; choose another name or pass --force to overwrite it",
@@ -331,7 +400,7 @@ fn run(cli: &Cli, out: &Out, cancel: Arc<CancelFlag>) -> Outcome {
             user,
             validate_only,
         } => {
-            let engine = engine(cli)?;
+            let engine = engine(cli, Open::Create)?;
             require_file(file)?;
             let bar = bar();
             let report = fzip_engine::restore(
@@ -392,7 +461,7 @@ fn run(cli: &Cli, out: &Out, cancel: Arc<CancelFlag>) -> Outcome {
         }
         Command::Profile { command } => match command {
             ProfileCommand::Summary { user } => {
-                let engine = engine(cli)?;
+                let engine = engine(cli, Open::Existing)?;
                 let summary = engine.store.summary(user).map_err(EngineError::from)?;
                 out.summary(user, &summary);
                 Ok(())
@@ -403,14 +472,14 @@ fn run(cli: &Cli, out: &Out, cancel: Arc<CancelFlag>) -> Outcome {
                         "clearing deletes every account, transaction and statement file of {user}; pass --yes to confirm"
                     )));
                 }
-                let engine = engine(cli)?;
+                let engine = engine(cli, Open::Existing)?;
                 let summary = fzip_engine::clear_profile(&engine, user)?;
                 out.cleared(user, &summary);
                 Ok(())
             }
         },
         Command::Gc { min_age_hours } => {
-            let engine = engine(cli)?;
+            let engine = engine(cli, Open::Existing)?;
             let report =
                 fzip_engine::gc(&engine, (*min_age_hours as i64).saturating_mul(3_600_000))?;
             out.gc(&report);
@@ -422,7 +491,7 @@ fn run(cli: &Cli, out: &Out, cancel: Arc<CancelFlag>) -> Outcome {
             merge_strategy,
             dry_run,
         } => {
-            let engine = engine(cli)?;
+            let engine = engine(cli, Open::Create)?;
             require_file(file)?;
             let merge = MergeStrategy::parse(merge_strategy).ok_or_else(|| {
                 Failure::Usage(format!("unknown merge strategy {merge_strategy:?}"))
@@ -445,7 +514,7 @@ fn run(cli: &Cli, out: &Out, cancel: Arc<CancelFlag>) -> Outcome {
             Ok(())
         }
         Command::Analytics { user, recompute } => {
-            let engine = engine(cli)?;
+            let engine = engine(cli, Open::Existing)?;
             if *recompute {
                 fzip_engine::analytics::recompute(&engine, user)?;
             }
@@ -456,18 +525,19 @@ fn run(cli: &Cli, out: &Out, cancel: Arc<CancelFlag>) -> Outcome {
         Command::Serve(args) => serve(cli, args),
         Command::Bench(args) => bench::bench(cli, args).map_err(Failure::Error),
         Command::Token { user, ttl_hours } => {
-            let secret = jwt_secret(cli)?;
-            let token = fzip_server::auth::mint_token(
-                &secret,
-                user,
-                Duration::from_secs(ttl_hours.saturating_mul(3600)),
-            )
-            .context("cannot sign the token")?;
-            println!("{token}");
+            let secret = jwt_secret(cli, Open::Existing)?;
+            let ttl = Duration::from_secs(ttl_hours.saturating_mul(3600));
+            let token = fzip_server::auth::mint_token(&secret, user, ttl)
+                .context("cannot sign the token")?;
+            let expires_at = fzip_engine::now_ms().saturating_add(ttl.as_millis() as i64);
+            out.token(user, &token, expires_at);
             Ok(())
         }
         Command::Audit { user, limit } => {
-            let jobs = backends::Database::from_cli(cli)?.job_store()?;
+            let database = backends::Database::from_cli(cli)?;
+            // The audit trail is part of the store: none there, nothing invented.
+            database.profile_store(Open::Existing)?;
+            let jobs = database.job_store()?;
             let records = jobs
                 .list_audit(user.as_deref(), *limit)
                 .map_err(|e| anyhow!(e))?;
@@ -487,15 +557,38 @@ fn run(cli: &Cli, out: &Out, cancel: Arc<CancelFlag>) -> Outcome {
 
 const JWT_SECRET_FILE: &str = "jwt-secret";
 
+/// `fzip token` found no secret to sign with (`NO_TOKEN_SECRET`).
+#[derive(Debug)]
+struct NoSecret(String);
+
+impl std::fmt::Display for NoSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for NoSecret {}
+
 /// The HS256 token secret: `FZIP_JWT_SECRET` (servers sharing work must share it), or a secret
-/// generated once in the data directory.
-fn jwt_secret(cli: &Cli) -> Result<Vec<u8>, Failure> {
+/// generated once in the data directory, by `serve` ([`Open::Create`]) only: a token signed
+/// with a secret the server does not have would be refused.
+fn jwt_secret(cli: &Cli, open: Open) -> Result<Vec<u8>, Failure> {
+    let path = cli.data_dir.join(JWT_SECRET_FILE);
     match std::env::var("FZIP_JWT_SECRET") {
         Ok(k) if k.len() >= 32 => Ok(k.into_bytes()),
         Ok(_) => Err(Failure::Usage(
             "FZIP_JWT_SECRET must be at least 32 characters".into(),
         )),
-        Err(_) => fzip_server::auth::load_or_create_secret(&cli.data_dir.join(JWT_SECRET_FILE))
+        Err(_) if open == Open::Existing && !path.is_file() => {
+            Err(Failure::Error(anyhow::Error::new(NoSecret(format!(
+                "no token secret at {}; nothing was created. `fzip serve --data-dir {}` makes \
+                 one on its first start (then run `fzip token` again with the same --data-dir), \
+                 or set FZIP_JWT_SECRET to the servers' secret",
+                path.display(),
+                cli.data_dir.display()
+            )))))
+        }
+        Err(_) => fzip_server::auth::load_or_create_secret(&path)
             .with_context(|| {
                 format!(
                     "cannot read or create the token secret in {}",
@@ -509,7 +602,7 @@ const URL_KEY_FILE: &str = "url-signing-key";
 
 /// `fzip serve`: the HTTP service on the embedded store.
 fn serve(cli: &Cli, args: &ServeArgs) -> Outcome {
-    let engine = engine(cli)?;
+    let engine = engine(cli, Open::Create)?;
     let jobs = backends::Database::from_cli(cli)?.job_store()?;
     let auth = match &args.jwks_url {
         Some(url) => AuthConfig::Jwks {
@@ -518,7 +611,7 @@ fn serve(cli: &Cli, args: &ServeArgs) -> Outcome {
             audience: args.jwt_audience.clone(),
         },
         None => AuthConfig::Hs256 {
-            secret: jwt_secret(cli)?,
+            secret: jwt_secret(cli, Open::Create)?,
             issuer: fzip_server::auth::EMBEDDED_ISSUER.into(),
             audience: fzip_server::auth::EMBEDDED_AUDIENCE.into(),
         },
@@ -571,6 +664,60 @@ fn serve(cli: &Cli, args: &ServeArgs) -> Outcome {
                 .map_err(anyhow::Error::from)
         })
         .map_err(Failure::Error)
+}
+
+/// The selection `backup`'s options name. A filter (`--accounts`, `--from`, `--to`,
+/// `--categories`) makes the backup selective when `--type` is not given, and is refused with
+/// any other `--type` than `selective`; so is a date range that ends before it starts (usage
+/// errors, exit 2). Nothing is ever silently a "complete (partial)" backup.
+fn selection(
+    backup_type: Option<&str>,
+    accounts: &Option<Vec<String>>,
+    from: &Option<String>,
+    to: &Option<String>,
+    categories: &Option<Vec<String>>,
+) -> Result<Selection, Failure> {
+    let date_from = from.as_deref().map(|d| parse_date(d, false)).transpose()?;
+    let date_to = to.as_deref().map(|d| parse_date(d, true)).transpose()?;
+    if let (Some(f), Some(t), Some(from), Some(to)) = (date_from, date_to, from, to)
+        && f > t
+    {
+        return Err(Failure::Usage(format!(
+            "--from {from} is after --to {to}: the date range would select nothing; swap them"
+        )));
+    }
+    let filters: Vec<&str> = [
+        (accounts.is_some(), "--accounts"),
+        (from.is_some(), "--from"),
+        (to.is_some(), "--to"),
+        (categories.is_some(), "--categories"),
+    ]
+    .into_iter()
+    .filter_map(|(given, name)| given.then_some(name))
+    .collect();
+    let backup_type = match backup_type {
+        None if filters.is_empty() => BackupType::Complete,
+        None => BackupType::Selective,
+        Some(name) => {
+            let kind = BackupType::parse(name)
+                .ok_or_else(|| Failure::Usage(format!("unknown backup type {name:?}")))?;
+            if kind != BackupType::Selective && !filters.is_empty() {
+                return Err(Failure::Usage(format!(
+                    "{} narrow a selective backup, but --type is {name}: drop --type (a filter \
+                     implies selective) or pass --type selective",
+                    filters.join(", ")
+                )));
+            }
+            kind
+        }
+    };
+    Ok(Selection {
+        backup_type,
+        account_ids: accounts.as_ref().map(|a| a.iter().cloned().collect()),
+        date_from,
+        date_to,
+        category_ids: categories.as_ref().map(|c| c.iter().cloned().collect()),
+    })
 }
 
 /// A date option: milliseconds since the epoch, or `YYYY-MM-DD` (UTC; an end date covers the

@@ -638,6 +638,20 @@ impl Out {
         }
     }
 
+    /// A document as it is (`--json` usage errors, help, bench results).
+    pub fn document(&self, value: &Value) {
+        self.print_json(value);
+    }
+
+    /// `fzip token`: the token alone on a line, or `{token, userId, expiresAt}`.
+    pub fn token(&self, user: &str, token: &str, expires_at: i64) {
+        if self.json {
+            return self
+                .print_json(&json!({ "token": token, "userId": user, "expiresAt": expires_at }));
+        }
+        println!("{token}");
+    }
+
     pub fn migrated(&self, path: &str, applied: &[String]) {
         if self.json {
             return self.print_json(&json!({ "database": path, "applied": applied }));

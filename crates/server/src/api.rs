@@ -135,10 +135,29 @@ fn accepted(family: Family, job: &Job, body: Value) -> Response {
 fn load(state: &AppState, user: &str, family: Family, id: &str) -> ApiResult<Job> {
     match state.jobs.get_job(user, id)? {
         Some(j) if j.job_type == family.job_type() => Ok(j),
-        _ => Err(ApiError::not_found(format!(
-            "FZIP {} job {id} not found",
-            family.noun()
-        ))),
+        found => {
+            if found.is_none() {
+                note_foreign(state, user, id);
+            }
+            Err(ApiError::not_found(format!(
+                "FZIP {} job {id} not found",
+                family.noun()
+            )))
+        }
+    }
+}
+
+/// A user asked for a job id that is not theirs: when it is another user's job, the audit trail
+/// counts it (the answer stays the 404 of a missing job).
+fn note_foreign(state: &AppState, user: &str, id: &str) {
+    match state.jobs.job_exists(id) {
+        Ok(true) => state.refused(
+            crate::refusals::JOB_FOREIGN,
+            user,
+            "asked for another user's job",
+        ),
+        Ok(false) => {}
+        Err(e) => tracing::warn!(error = %e, "could not check a job's owner for the audit trail"),
     }
 }
 
@@ -160,7 +179,10 @@ fn transition<T>(
         }
         change(job)
     })?;
-    result.ok_or_else(|| ApiError::not_found(format!("FZIP {} job {id} not found", family.noun())))
+    result.ok_or_else(|| {
+        note_foreign(state, user, id);
+        ApiError::not_found(format!("FZIP {} job {id} not found", family.noun()))
+    })
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ mod error;
 mod files;
 mod limits;
 mod metrics;
+mod refusals;
 mod routes;
 pub mod signing;
 mod state;
@@ -65,6 +66,7 @@ pub fn new_state(config: ServerConfig, engine: Engine, jobs: Arc<dyn JobStore>) 
         abort_work: Arc::new(CancelFlag::default()),
         stopping: std::sync::atomic::AtomicBool::new(false),
         limiter: limits::Limiter::default(),
+        refusals: refusals::Refusals::default(),
     }))
 }
 
@@ -230,6 +232,9 @@ pub async fn run(
         state.abort_work.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(60), &mut all).await;
     }
+    // The summary of refused requests still counting.
+    let st = state.clone();
+    let _ = tokio::task::spawn_blocking(move || st.flush_refusals(i64::MAX)).await;
     tracing::info!("stopped");
     served.map_err(ServerError::Io)
 }

@@ -34,6 +34,8 @@ pub struct Inner {
     pub stopping: AtomicBool,
     /// Per-user limits kept in this process.
     pub limiter: crate::limits::Limiter,
+    /// Refused tokens and requests for other users' jobs, counted for the audit trail.
+    pub refusals: crate::refusals::Refusals,
 }
 
 impl std::ops::Deref for AppState {
@@ -80,8 +82,32 @@ impl AppState {
         });
     }
 
+    /// Counts a refused request for the audit trail (summarised: see [`crate::refusals`]).
+    pub fn refused(&self, action: &'static str, user: &str, reason: &str) {
+        let done = self
+            .refusals
+            .note(fzip_engine::now_ms(), action, user, reason);
+        if !done.is_empty() {
+            let jobs = self.jobs.clone();
+            tokio::task::spawn_blocking(move || write_all(jobs.as_ref(), &done));
+        }
+    }
+
+    /// Writes the summaries of refused requests whose minute is over at `now` (blocking).
+    pub fn flush_refusals(&self, now: i64) {
+        write_all(self.jobs.as_ref(), &self.refusals.flush(now));
+    }
+
     pub fn stopping(&self) -> bool {
         self.stopping.load(Ordering::SeqCst)
+    }
+}
+
+fn write_all(jobs: &dyn JobStore, records: &[AuditRecord]) {
+    for record in records {
+        if let Err(e) = jobs.append_audit(record) {
+            tracing::warn!(error = %e, action = %record.action, "could not write an audit record");
+        }
     }
 }
 
@@ -151,7 +177,13 @@ impl FromRequestParts<AppState> for User {
             .headers
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
-        let user = state.auth.authenticate(header).await?;
+        let user = match state.auth.authenticate(header).await {
+            Ok(user) => user,
+            Err(e) => {
+                state.refused(crate::refusals::AUTH_REFUSED, "-", &e.detail);
+                return Err(e);
+            }
+        };
         tracing::Span::current().record("user", user.as_str());
         Ok(User(user))
     }

@@ -181,7 +181,12 @@ pub fn spawn_sweeper(state: &AppState) -> JoinHandle<()> {
                 return;
             }
             let st = state.clone();
-            match tokio::task::spawn_blocking(move || sweep(&st)).await {
+            match tokio::task::spawn_blocking(move || {
+                st.flush_refusals(now_ms());
+                sweep(&st)
+            })
+            .await
+            {
                 Ok(Ok(n)) if n > 0 => tracing::info!(expired = n, "removed expired packages"),
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => tracing::warn!(error = %e, "sweeping expired packages failed"),

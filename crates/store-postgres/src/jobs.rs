@@ -181,6 +181,18 @@ impl JobStore for PgJobStore {
             .next())
     }
 
+    fn job_exists(&self, job_id: &str) -> Result<bool> {
+        let mut conn = self.pool.get()?;
+        let row = conn
+            .client
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM jobs WHERE job_id = $1)",
+                &[&t(job_id)],
+            )
+            .map_err(pg_err)?;
+        Ok(row.get(0))
+    }
+
     fn list_jobs(
         &self,
         user: &str,

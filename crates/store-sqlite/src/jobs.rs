@@ -171,6 +171,16 @@ impl JobStore for SqliteJobStore {
             .map_err(db_err)
     }
 
+    fn job_exists(&self, job_id: &str) -> Result<bool> {
+        let conn = self.pool.get()?;
+        conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM jobs WHERE job_id = ?1)",
+            params![job_id],
+            |r| r.get::<_, bool>(0),
+        )
+        .map_err(db_err)
+    }
+
     fn list_jobs(
         &self,
         user: &str,

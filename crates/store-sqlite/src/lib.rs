@@ -60,6 +60,15 @@ impl SqliteStore {
         })
     }
 
+    /// Opens the database at `path` only if one is there (a file holding fzip's schema
+    /// history), applying pending migrations; `None` when there is none, and nothing is created.
+    pub fn open_existing(path: &Path) -> Result<Option<Self>> {
+        if !pool::holds_schema(path)? {
+            return Ok(None);
+        }
+        Self::open(path).map(Some)
+    }
+
     /// Applies pending migrations and returns the names of those applied.
     pub fn migrate(path: &Path) -> Result<Vec<String>> {
         ensure_parent(path)?;

@@ -14,6 +14,28 @@ use crate::db_err;
 /// Page cache per connection, in KiB. Small and fixed, so memory does not grow with profiles.
 pub(crate) const CACHE_KIB: i64 = 8 * 1024;
 
+/// True when `path` is a database file holding a migration history (refinery's), without
+/// creating or changing anything (opened read-write without `CREATE`, since a read-only
+/// connection cannot always read a WAL database).
+pub(crate) fn holds_schema(path: &Path) -> Result<bool> {
+    if !path.is_file() {
+        return Ok(false);
+    }
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(db_err)?;
+    conn.busy_timeout(Duration::from_secs(60)).map_err(db_err)?;
+    conn.query_row(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'refinery_schema_history'",
+        [],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|n| n > 0)
+    .map_err(db_err)
+}
+
 /// Connections to one database file.
 #[derive(Debug)]
 pub(crate) struct Pool {

@@ -249,6 +249,10 @@ pub trait JobStore: Send + Sync {
     /// `false` (writing nothing) when someone else changed the job first.
     fn update_job(&self, job: &Job) -> Result<bool>;
 
+    /// Whether a job with this id exists, whoever's it is (for the audit trail only: requests
+    /// still see another user's job as missing).
+    fn job_exists(&self, job_id: &str) -> Result<bool>;
+
     /// Deletes a user's job; false when there was none.
     fn delete_job(&self, user: &str, job_id: &str) -> Result<bool>;
 
