@@ -16,6 +16,8 @@ pub struct ApiError {
     pub detail: String,
     pub extra: Map<String, Value>,
     pub www_authenticate: bool,
+    /// Seconds to send in `Retry-After`.
+    pub retry_after: Option<u64>,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -28,6 +30,7 @@ impl ApiError {
             detail: detail.into(),
             extra: Map::new(),
             www_authenticate: false,
+            retry_after: None,
         }
     }
 
@@ -70,6 +73,17 @@ impl ApiError {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, detail)
     }
 
+    /// Something the server depends on is unreachable for now: 503 with `Retry-After`.
+    pub fn unavailable(detail: impl Into<String>, retry_after_secs: u64) -> Self {
+        let mut e = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "SERVICE_UNAVAILABLE",
+            detail,
+        );
+        e.retry_after = Some(retry_after_secs.max(1));
+        e
+    }
+
     /// An unexpected failure: logged in full, answered without internals.
     pub fn internal(err: impl std::fmt::Display) -> Self {
         tracing::error!(error = %err, "request failed");
@@ -108,6 +122,11 @@ impl IntoResponse for ApiError {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer error=\"invalid_token\""),
             );
+        }
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
     }

@@ -16,6 +16,7 @@ pub mod auth;
 pub mod config;
 mod error;
 mod files;
+pub mod listen;
 mod metrics;
 mod routes;
 pub mod signing;
@@ -35,7 +36,7 @@ use fzip_store::jobs::JobStore;
 use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
 
-pub use config::{AuthConfig, ServerConfig};
+pub use config::{AuthConfig, ServerConfig, TlsFiles};
 pub use state::AppState;
 
 /// Why the server could not run.
@@ -46,6 +47,10 @@ pub enum ServerError {
         addr: String,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    #[error("{0}")]
+    Tls(String),
     #[error("the server failed: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -123,10 +128,11 @@ impl RunningServer {
 
 /// Binds and starts serving in the background.
 pub async fn start(
-    config: ServerConfig,
+    mut config: ServerConfig,
     engine: Engine,
     jobs: Arc<dyn JobStore>,
 ) -> Result<RunningServer, ServerError> {
+    config.check()?;
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|source| ServerError::Bind {
@@ -134,6 +140,8 @@ pub async fn start(
             source,
         })?;
     let addr = listener.local_addr()?;
+    // Links use the address actually bound (port 0 is given one).
+    config.listen = addr;
     let state = new_state(config, engine, jobs);
     let (stop, mut stopped) = tokio::sync::watch::channel(false);
     let handle = tokio::spawn(run(listener, state.clone(), async move {
@@ -149,19 +157,32 @@ pub async fn start(
 
 /// Serves until `shutdown` resolves, then stops gracefully: no new requests or claims; running
 /// jobs get `shutdown_grace` to finish, then are stopped (rolling back) and left in the queue for
-/// the next start.
+/// the next start. Connections are served by [`listen::serve`] (limits, timeouts, TLS).
 pub async fn run(
     listener: TcpListener,
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
+    state.config.check()?;
+    let tls = state
+        .config
+        .tls
+        .as_ref()
+        .map(listen::tls_acceptor)
+        .transpose()?;
     std::fs::create_dir_all(state.config.data_dir.join("tmp"))?;
     let workers = workers::spawn(&state, state.config.workers);
     let sweeper = workers::spawn_sweeper(&state);
     tracing::info!(addr = %listener.local_addr()?, workers = state.config.workers, "serving");
-    let served = axum::serve(listener, app(state.clone()))
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let served = listen::serve(
+        listener,
+        app(state.clone()),
+        tls,
+        &state.config,
+        state.config.shutdown_grace,
+        shutdown,
+    )
+    .await;
     tracing::info!("stopping: no new work is taken");
     state.stopping.store(true, Ordering::SeqCst);
     state.work_ready.notify_waiters();
@@ -178,7 +199,7 @@ pub async fn run(
         let _ = tokio::time::timeout(Duration::from_secs(60), &mut all).await;
     }
     tracing::info!("stopped");
-    served.map_err(ServerError::Io)
+    served
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
