@@ -402,9 +402,35 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "FZIP_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: std::net::SocketAddr,
-    /// The address clients reach the server at, for signed URLs (default: each request's Host).
+    /// The address clients reach the server at, for signed URLs (https://fzip.example.com).
+    /// Without it or --allowed-host, links use the listen address, and only a loopback address
+    /// may be listened on.
     #[arg(long, env = "FZIP_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// A Host name links may be built from (HOST[:PORT], or https://HOST[:PORT]); repeatable.
+    /// A request naming another host gets links to the first.
+    #[arg(
+        long = "allowed-host",
+        env = "FZIP_ALLOWED_HOSTS",
+        value_delimiter = ','
+    )]
+    pub allowed_hosts: Vec<String>,
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, env = "FZIP_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, env = "FZIP_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Most connections open at once (lowered to fit the open-file limit); more wait until one
+    /// closes.
+    #[arg(long, env = "FZIP_MAX_CONNECTIONS", default_value_t = fzip_server::config::DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
+    /// Seconds a client may take to send a request's headers (and the TLS handshake).
+    #[arg(long, env = "FZIP_HEADER_TIMEOUT_SECS", default_value_t = fzip_server::config::DEFAULT_HEADER_TIMEOUT_SECS)]
+    pub header_timeout_secs: u64,
+    /// Seconds a connection may stay open with nothing moving on it.
+    #[arg(long, env = "FZIP_IDLE_TIMEOUT_SECS", default_value_t = fzip_server::config::DEFAULT_IDLE_TIMEOUT_SECS)]
+    pub idle_timeout_secs: u64,
     /// Jobs run at the same time.
     #[arg(long, env = "FZIP_WORKERS", default_value_t = 2)]
     pub workers: usize,

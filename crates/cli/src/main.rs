@@ -629,6 +629,21 @@ fn serve(cli: &Cli, args: &ServeArgs) -> Outcome {
     let mut config = ServerConfig::new(args.listen, cli.data_dir.clone(), auth, url_key);
     config.public_url = args.public_url.clone();
     config.cors_origins = args.cors_origin.clone();
+    config.allowed_hosts = args.allowed_hosts.clone();
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        config.tls = Some(fzip_server::TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+        });
+    }
+    config.max_connections = args.max_connections.max(1);
+    config.header_timeout = Duration::from_secs(args.header_timeout_secs.max(1));
+    config.idle_timeout = Duration::from_secs(args.idle_timeout_secs.max(1));
+    config.check().map_err(|e| Failure::Usage(e.to_string()))?;
+    if let Some(files) = &config.tls {
+        // A certificate that cannot be used is said before anything listens.
+        fzip_server::listen::tls_acceptor(files).map_err(|e| Failure::Error(e.into()))?;
+    }
     config.workers = args.workers.max(1);
     config.package_ttl = Duration::from_secs(args.package_ttl_hours.saturating_mul(3600));
     config.url_ttl = Duration::from_secs(args.url_ttl_secs.max(1));
@@ -654,8 +669,15 @@ fn serve(cli: &Cli, args: &ServeArgs) -> Outcome {
                 .await
                 .with_context(|| format!("cannot listen on {}", config.listen))?;
             let addr = listener.local_addr()?;
+            // Links use the address actually bound (port 0 is given one).
+            config.listen = addr;
+            let scheme = if config.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            };
             eprintln!(
-                "fzip listening on http://{addr} (data in {})",
+                "fzip listening on {scheme}://{addr} (data in {})",
                 config.data_dir.display()
             );
             let state = fzip_server::new_state(config, engine, jobs);

@@ -393,21 +393,11 @@ pub async fn list_jobs(
     Ok(axum::Json(body).into_response())
 }
 
-/// The base URL clients reach this server at.
+/// The base URL clients reach this server at: never taken from a header only the client
+/// vouches for (see [`crate::config::ServerConfig::link_base`]).
 pub fn base_url(state: &AppState, headers: &HeaderMap) -> String {
-    if let Some(url) = &state.config.public_url {
-        return url.trim_end_matches('/').to_string();
-    }
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("localhost");
-    let scheme = headers
-        .get("x-forwarded-proto")
-        .and_then(|h| h.to_str().ok())
-        .filter(|p| *p == "https" || *p == "http")
-        .unwrap_or("http");
-    format!("{scheme}://{host}")
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    state.config.link_base(host)
 }
 
 fn download_link(state: &AppState, headers: &HeaderMap, job: &Job) -> Option<DownloadLink> {

@@ -1,9 +1,17 @@
 //! Bearer JWTs: the user is the `sub` claim.
 //!
 //! - HS256 with a shared secret (the embedded default; `fzip token --user U` mints tokens).
-//! - RS256 with the identity provider's keys from a JWKS URL, fetched at first use and again
-//!   when a token names a key not seen yet (at most every 30 s), with issuer and audience checks.
+//! - RS256 with the identity provider's keys from a JWKS URL, with issuer and audience checks.
 //!   Cognito access tokens carry the app client in `client_id` instead of `aud`; either matches.
+//!   The key set is fetched at first use and kept for its `Cache-Control: max-age` (clamped to
+//!   5 minutes … 24 hours; 1 hour without one); it is fetched again when that lapses or a token
+//!   names a key not seen yet, but at most once per 30 s (5 s after a failed fetch), by one
+//!   request at a time: tokens with invented `kid`s never make a fetch each. While the key set
+//!   cannot be fetched, the keys already held keep working, and a token they cannot check gets
+//!   503 with `Retry-After`.
+//!
+//! With an issuer configured, a token without `iss` is refused; `exp` and `nbf` are checked
+//! with [`CLOCK_SKEW_SECS`] of allowance for clocks that disagree.
 
 use std::path::Path;
 use std::sync::RwLock;
@@ -44,7 +52,9 @@ enum Mode {
         url: String,
         validation: Validation,
         audience: Option<String>,
-        keys: RwLock<Option<(JwkSet, Instant)>>,
+        keys: RwLock<KeyCache>,
+        /// Held by the one request fetching the key set.
+        fetching: tokio::sync::Mutex<()>,
         client: reqwest::Client,
     },
 }
@@ -54,12 +64,78 @@ pub struct Authenticator {
     mode: Mode,
 }
 
-const REFRESH_EVERY: Duration = Duration::from_secs(30);
+/// The key set held, and when it was last fetched or tried.
+#[derive(Default)]
+struct KeyCache {
+    set: Option<JwkSet>,
+    /// When `set` goes stale.
+    fresh_until: Option<Instant>,
+    /// The last fetch attempt, and whether it failed.
+    attempted: Option<(Instant, bool)>,
+}
+
+/// Least time between two fetches of the key set (a token naming an unknown key waits for it).
+const REFETCH_EVERY: Duration = Duration::from_secs(30);
+/// Least time between fetches while the key set cannot be fetched.
+const RETRY_FAILED_EVERY: Duration = Duration::from_secs(5);
+/// How long a key set is kept without `Cache-Control: max-age`, and the bounds put on one.
+const KEY_TTL_DEFAULT: Duration = Duration::from_secs(3600);
+const KEY_TTL_MIN: Duration = Duration::from_secs(300);
+const KEY_TTL_MAX: Duration = Duration::from_secs(24 * 3600);
+
+/// Seconds of allowance on `exp` and `nbf` for clocks that disagree.
+pub const CLOCK_SKEW_SECS: u64 = 30;
+
+impl KeyCache {
+    /// When the next fetch may start (now if it may).
+    fn next_fetch(&self, now: Instant) -> Option<Duration> {
+        let (at, failed) = self.attempted?;
+        let wait = if failed {
+            RETRY_FAILED_EVERY
+        } else {
+            REFETCH_EVERY
+        };
+        let due = at + wait;
+        (due > now).then(|| due - now)
+    }
+
+    fn key(&self, kid: &str) -> Option<jsonwebtoken::jwk::Jwk> {
+        self.set.as_ref().and_then(|s| s.find(kid)).cloned()
+    }
+
+    fn fresh(&self, now: Instant) -> bool {
+        self.fresh_until.is_some_and(|t| now < t)
+    }
+
+    fn last_failed(&self) -> bool {
+        self.attempted.is_some_and(|(_, failed)| failed)
+    }
+}
+
+/// `Cache-Control: max-age=N`, within bounds.
+fn key_ttl(headers: &reqwest::header::HeaderMap) -> Duration {
+    let max_age = headers
+        .get_all(reqwest::header::CACHE_CONTROL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|d| d.trim().strip_prefix("max-age="))
+        .find_map(|n| n.trim().parse::<u64>().ok());
+    max_age
+        .map(Duration::from_secs)
+        .unwrap_or(KEY_TTL_DEFAULT)
+        .clamp(KEY_TTL_MIN, KEY_TTL_MAX)
+}
 
 fn base_validation(alg: Algorithm, issuer: Option<&str>) -> Validation {
     let mut v = Validation::new(alg);
-    v.set_required_spec_claims(&["exp", "sub"]);
-    v.leeway = 30;
+    if issuer.is_some() {
+        v.set_required_spec_claims(&["exp", "sub", "iss"]);
+    } else {
+        v.set_required_spec_claims(&["exp", "sub"]);
+    }
+    v.leeway = CLOCK_SKEW_SECS;
+    v.validate_nbf = true;
     // The audience is checked by hand: Cognito puts it in `aud` or in `client_id`.
     v.validate_aud = false;
     if let Some(iss) = issuer {
@@ -112,9 +188,11 @@ impl Authenticator {
                 url: url.clone(),
                 validation: base_validation(Algorithm::RS256, issuer.as_deref()),
                 audience: audience.clone(),
-                keys: RwLock::new(None),
+                keys: RwLock::new(KeyCache::default()),
+                fetching: tokio::sync::Mutex::new(()),
                 client: reqwest::Client::builder()
-                    .timeout(Duration::from_secs(10))
+                    .connect_timeout(Duration::from_secs(3))
+                    .timeout(Duration::from_secs(5))
                     .build()
                     .unwrap_or_default(),
             },
@@ -154,6 +232,7 @@ impl Authenticator {
                 validation,
                 audience,
                 keys,
+                fetching,
                 client,
             } => {
                 let header = decode_header(token)
@@ -161,7 +240,7 @@ impl Authenticator {
                 let kid = header.kid.ok_or_else(|| {
                     ApiError::unauthorized("the token names no signing key (`kid`)")
                 })?;
-                let key = self.jwks_key(url, keys, client, &kid).await?;
+                let key = jwks_key(url, keys, fetching, client, &kid).await?;
                 let data = decode::<Claims>(token, &key, validation)
                     .map_err(|e| ApiError::unauthorized(reason(&e)))?;
                 if let Some(aud) = audience
@@ -181,46 +260,83 @@ impl Authenticator {
         }
         Ok(claims.sub)
     }
+}
 
-    async fn jwks_key(
-        &self,
-        url: &str,
-        keys: &RwLock<Option<(JwkSet, Instant)>>,
-        client: &reqwest::Client,
-        kid: &str,
-    ) -> Result<DecodingKey, ApiError> {
-        let cached = {
-            let guard = keys.read().unwrap_or_else(|p| p.into_inner());
-            guard
-                .as_ref()
-                .map(|(set, at)| (set.find(kid).cloned(), *at))
-        };
-        let jwk = match cached {
-            Some((Some(jwk), _)) => jwk,
-            Some((None, at)) if at.elapsed() < REFRESH_EVERY => {
-                return Err(ApiError::unauthorized(format!(
-                    "no signing key {kid} is known"
-                )));
+/// The key `kid` names: from the key set held while it is fresh; otherwise fetched (one
+/// request at a time, at most once per [`REFETCH_EVERY`]); a stale key keeps working while the
+/// key set cannot be fetched.
+async fn jwks_key(
+    url: &str,
+    keys: &RwLock<KeyCache>,
+    fetching: &tokio::sync::Mutex<()>,
+    client: &reqwest::Client,
+    kid: &str,
+) -> Result<DecodingKey, ApiError> {
+    // (the key, whether the set is fresh, how long until a fetch may start, whether the last
+    // fetch failed)
+    let read = || {
+        let cache = keys.read().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        (
+            cache.key(kid),
+            cache.fresh(now),
+            cache.next_fetch(now),
+            cache.last_failed(),
+        )
+    };
+    let (mut jwk, fresh, wait, _) = read();
+    if jwk.is_none() || !fresh {
+        if wait.is_none() {
+            let _turn = fetching.lock().await;
+            // Another request may have fetched while this one waited for its turn.
+            if read().2.is_none() {
+                fetch(url, keys, client).await;
             }
-            _ => {
-                let set: JwkSet = client
-                    .get(url)
-                    .send()
-                    .await
-                    .and_then(|r| r.error_for_status())
-                    .map_err(|e| ApiError::internal(format!("fetching the JWKS at {url}: {e}")))?
-                    .json()
-                    .await
-                    .map_err(|e| ApiError::internal(format!("reading the JWKS at {url}: {e}")))?;
-                let found = set.find(kid).cloned();
-                *keys.write().unwrap_or_else(|p| p.into_inner()) = Some((set, Instant::now()));
-                found.ok_or_else(|| {
-                    ApiError::unauthorized(format!("no signing key {kid} is known"))
-                })?
-            }
-        };
-        DecodingKey::from_jwk(&jwk)
-            .map_err(|e| ApiError::unauthorized(format!("signing key {kid} cannot be used ({e})")))
+        }
+        let (again, _, wait, failed) = read();
+        jwk = again;
+        if jwk.is_none() && failed {
+            return Err(ApiError::unavailable(
+                "the identity provider's signing keys cannot be fetched just now; try again shortly",
+                wait.unwrap_or(RETRY_FAILED_EVERY).as_secs().max(1),
+            ));
+        }
+    }
+    let jwk =
+        jwk.ok_or_else(|| ApiError::unauthorized(format!("no signing key {kid} is known")))?;
+    DecodingKey::from_jwk(&jwk)
+        .map_err(|e| ApiError::unauthorized(format!("signing key {kid} cannot be used ({e})")))
+}
+
+/// Fetches the key set into `keys`; a failure is logged and remembered (the keys held stay).
+async fn fetch(url: &str, keys: &RwLock<KeyCache>, client: &reqwest::Client) {
+    let result = async {
+        let response = client
+            .get(url)
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .map_err(|e| format!("fetching the JWKS at {url}: {e}"))?;
+        let ttl = key_ttl(response.headers());
+        let set: JwkSet = response
+            .json()
+            .await
+            .map_err(|e| format!("reading the JWKS at {url}: {e}"))?;
+        Ok::<_, String>((set, ttl))
+    }
+    .await;
+    let now = Instant::now();
+    let mut cache = keys.write().unwrap_or_else(|p| p.into_inner());
+    match result {
+        Ok((set, ttl)) => {
+            cache.set = Some(set);
+            cache.fresh_until = Some(now + ttl);
+            cache.attempted = Some((now, false));
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "the identity provider's key set cannot be fetched; keeping the keys held");
+            cache.attempted = Some((now, true));
+        }
     }
 }
 
@@ -405,6 +521,34 @@ mod tests {
             .await
             .unwrap_err();
         assert!(err.detail.contains("audience"), "{}", err.detail);
+    }
+
+    #[tokio::test]
+    async fn tokens_without_iss_or_not_yet_valid_are_refused() {
+        let (secret, auth) = hs();
+        let now = chrono::Utc::now().timestamp() as u64;
+        let sign = |claims: Value| {
+            let t = encode(
+                &Header::new(Algorithm::HS256),
+                &claims,
+                &EncodingKey::from_secret(&secret),
+            )
+            .unwrap();
+            format!("Bearer {t}")
+        };
+        let no_iss = sign(serde_json::json!({"sub": "alice", "exp": now + 600, "aud": "fzip"}));
+        let err = auth.authenticate(Some(&no_iss)).await.unwrap_err();
+        assert!(err.detail.contains("`iss`"), "{}", err.detail);
+        let later = sign(serde_json::json!({
+            "sub": "alice", "exp": now + 7200, "nbf": now + 3600, "iss": "fzip", "aud": "fzip"
+        }));
+        let err = auth.authenticate(Some(&later)).await.unwrap_err();
+        assert!(err.detail.contains("not valid yet"), "{}", err.detail);
+        // Within the clock-skew allowance.
+        let skewed = sign(serde_json::json!({
+            "sub": "alice", "exp": now + 600, "nbf": now + CLOCK_SKEW_SECS / 2, "iss": "fzip", "aud": "fzip"
+        }));
+        assert_eq!(auth.authenticate(Some(&skewed)).await.unwrap(), "alice");
     }
 
     #[test]

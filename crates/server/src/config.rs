@@ -24,6 +24,30 @@ pub enum AuthConfig {
     },
 }
 
+/// A certificate chain and its private key, PEM files.
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+pub const DEFAULT_HEADER_TIMEOUT_SECS: u64 = 15;
+pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 60;
+
+/// A setting that cannot work.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(
+        "fzip serve --listen {listen} accepts connections from other machines, and links in its answers must not be built from what a client claims its Host is: add --public-url URL (the address clients reach, e.g. https://fzip.example.com) or --allowed-host HOST (repeatable), or listen on 127.0.0.1"
+    )]
+    LinksNeedAHost { listen: SocketAddr },
+    #[error("--allowed-host {0:?} is not HOST[:PORT] or http(s)://HOST[:PORT]")]
+    BadAllowedHost(String),
+    #[error("--public-url {0:?} must start with http:// or https://")]
+    BadPublicUrl(String),
+}
+
 /// Everything a server needs to know.
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
@@ -31,8 +55,21 @@ pub struct ServerConfig {
     /// Where staging files go (`{data_dir}/tmp`).
     pub data_dir: PathBuf,
     /// The server's address as clients reach it, for signed URLs (`https://fzip.example.com`).
-    /// Without it, URLs are built from each request's `Host`.
     pub public_url: Option<String>,
+    /// Without `public_url`: the `Host` names links may be built from (`HOST[:PORT]`, or
+    /// `https://HOST[:PORT]` to give the scheme too). A request naming another host gets links
+    /// to the first. Without either, links use the listen address (loopback only: see
+    /// [`ServerConfig::check`]).
+    pub allowed_hosts: Vec<String>,
+    /// Serve HTTPS with this certificate chain and private key (PEM files).
+    pub tls: Option<TlsFiles>,
+    /// Most connections open at once (lowered to fit the open-file limit); more wait in the
+    /// kernel's queue until one closes.
+    pub max_connections: usize,
+    /// How long a client may take to send a request's headers (and a TLS handshake).
+    pub header_timeout: Duration,
+    /// A connection on which nothing moves for this long is closed.
+    pub idle_timeout: Duration,
     pub auth: AuthConfig,
     /// Key for signed download and upload URLs.
     pub url_signing_key: Vec<u8>,
@@ -102,6 +139,11 @@ impl ServerConfig {
             listen,
             data_dir,
             public_url: None,
+            allowed_hosts: Vec::new(),
+            tls: None,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            header_timeout: Duration::from_secs(DEFAULT_HEADER_TIMEOUT_SECS),
+            idle_timeout: Duration::from_secs(DEFAULT_IDLE_TIMEOUT_SECS),
             auth,
             url_signing_key,
             package_ttl: Duration::from_secs(7 * 24 * 3600),
@@ -123,5 +165,121 @@ impl ServerConfig {
         self.user_limits.max_running.unwrap_or_else(|| {
             u32::try_from(self.workers.saturating_sub(1).max(1)).unwrap_or(u32::MAX)
         })
+    }
+}
+
+impl ServerConfig {
+    /// Refuses settings that would let a client's headers decide where links point.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        if let Some(url) = &self.public_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(ConfigError::BadPublicUrl(url.clone()));
+        }
+        for entry in &self.allowed_hosts {
+            if split_host(entry).is_none() {
+                return Err(ConfigError::BadAllowedHost(entry.clone()));
+            }
+        }
+        if self.public_url.is_none()
+            && self.allowed_hosts.is_empty()
+            && !self.listen.ip().is_loopback()
+        {
+            return Err(ConfigError::LinksNeedAHost {
+                listen: self.listen,
+            });
+        }
+        Ok(())
+    }
+
+    /// The base of links in answers (`https://fzip.example.com`), for a request that named
+    /// `host`: `public_url`; else the allowed host it named, or the first allowed host; else the
+    /// listen address. Never a host or scheme only the client vouches for.
+    pub fn link_base(&self, host: Option<&str>) -> String {
+        if let Some(url) = &self.public_url {
+            return url.trim_end_matches('/').to_string();
+        }
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let allowed: Vec<(Option<&str>, &str)> = self
+            .allowed_hosts
+            .iter()
+            .filter_map(|h| split_host(h))
+            .collect();
+        if let Some(first) = allowed.first() {
+            let named = host.map(str::trim);
+            let (s, h) = allowed
+                .iter()
+                .find(|(_, h)| named.is_some_and(|n| n.eq_ignore_ascii_case(h)))
+                .unwrap_or(first);
+            return format!("{}://{h}", s.unwrap_or(scheme));
+        }
+        format!("{scheme}://{}", self.listen)
+    }
+}
+
+/// `https://host:port` → (`Some("https")`, `host:port`); `host` → (`None`, `host`).
+fn split_host(entry: &str) -> Option<(Option<&str>, &str)> {
+    let (scheme, host) = match entry.split_once("://") {
+        Some((s @ ("http" | "https"), h)) => (Some(s), h),
+        Some(_) => return None,
+        None => (None, entry),
+    };
+    let host = host.trim_end_matches('/');
+    let valid = !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-.:[]_".contains(c));
+    valid.then_some((scheme, host))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(listen: &str) -> ServerConfig {
+        ServerConfig::new(
+            listen
+                .parse()
+                .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 1))),
+            PathBuf::from("."),
+            AuthConfig::Jwks {
+                url: "http://127.0.0.1:1/jwks".into(),
+                issuer: None,
+                audience: None,
+            },
+            vec![0; 32],
+        )
+    }
+
+    #[test]
+    fn links_never_follow_a_forged_host() {
+        let mut c = config("127.0.0.1:8080");
+        assert!(c.check().is_ok());
+        assert_eq!(c.link_base(Some("evil.example")), "http://127.0.0.1:8080");
+        c.allowed_hosts = vec![
+            "fzip.example.com".into(),
+            "https://other.example:8443".into(),
+        ];
+        assert_eq!(c.link_base(Some("evil.example")), "http://fzip.example.com");
+        assert_eq!(
+            c.link_base(Some("OTHER.example:8443")),
+            "https://other.example:8443"
+        );
+        c.public_url = Some("https://fzip.example.com/".into());
+        assert_eq!(
+            c.link_base(Some("other.example:8443")),
+            "https://fzip.example.com"
+        );
+    }
+
+    #[test]
+    fn listening_beyond_loopback_needs_a_trusted_host() {
+        let mut c = config("0.0.0.0:8080");
+        let e = c.check().map(|_| ()).unwrap_err();
+        assert!(e.to_string().contains("--public-url"), "{e}");
+        c.allowed_hosts = vec!["fzip.example.com".into()];
+        assert!(c.check().is_ok());
+        c.allowed_hosts = vec!["ftp://x".into()];
+        assert!(c.check().is_err());
     }
 }

@@ -84,6 +84,17 @@ impl ApiError {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, detail)
     }
 
+    /// Something the server depends on is unreachable for now: 503 with `Retry-After`.
+    pub fn unavailable(detail: impl Into<String>, retry_after_secs: u64) -> Self {
+        let mut e = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "SERVICE_UNAVAILABLE",
+            detail,
+        );
+        e.retry_after = Some(retry_after_secs.max(1));
+        e
+    }
+
     /// An unexpected failure: logged in full, answered without internals.
     pub fn internal(err: impl std::fmt::Display) -> Self {
         tracing::error!(error = %err, "request failed");

@@ -17,6 +17,7 @@ pub mod config;
 mod error;
 mod files;
 mod limits;
+pub mod listen;
 mod metrics;
 mod refusals;
 mod routes;
@@ -38,7 +39,7 @@ use tokio::net::TcpListener;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::trace::TraceLayer;
 
-pub use config::{AuthConfig, ServerConfig};
+pub use config::{AuthConfig, ServerConfig, TlsFiles};
 pub use state::AppState;
 
 /// Why the server could not run.
@@ -49,6 +50,10 @@ pub enum ServerError {
         addr: String,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    #[error("{0}")]
+    Tls(String),
     #[error("the server failed: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -178,10 +183,11 @@ impl RunningServer {
 
 /// Binds and starts serving in the background.
 pub async fn start(
-    config: ServerConfig,
+    mut config: ServerConfig,
     engine: Engine,
     jobs: Arc<dyn JobStore>,
 ) -> Result<RunningServer, ServerError> {
+    config.check()?;
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|source| ServerError::Bind {
@@ -189,6 +195,8 @@ pub async fn start(
             source,
         })?;
     let addr = listener.local_addr()?;
+    // Links use the address actually bound (port 0 is given one).
+    config.listen = addr;
     let state = new_state(config, engine, jobs);
     let (stop, mut stopped) = tokio::sync::watch::channel(false);
     let handle = tokio::spawn(run(listener, state.clone(), async move {
@@ -204,19 +212,32 @@ pub async fn start(
 
 /// Serves until `shutdown` resolves, then stops gracefully: no new requests or claims; running
 /// jobs get `shutdown_grace` to finish, then are stopped (rolling back) and left in the queue for
-/// the next start.
+/// the next start. Connections are served by [`listen::serve`] (limits, timeouts, TLS).
 pub async fn run(
     listener: TcpListener,
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
+    state.config.check()?;
+    let tls = state
+        .config
+        .tls
+        .as_ref()
+        .map(listen::tls_acceptor)
+        .transpose()?;
     std::fs::create_dir_all(state.config.data_dir.join("tmp"))?;
     let workers = workers::spawn(&state, state.config.workers);
     let sweeper = workers::spawn_sweeper(&state);
     tracing::info!(addr = %listener.local_addr()?, workers = state.config.workers, "serving");
-    let served = axum::serve(listener, app(state.clone()))
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let served = listen::serve(
+        listener,
+        app(state.clone()),
+        tls,
+        &state.config,
+        state.config.shutdown_grace,
+        shutdown,
+    )
+    .await;
     tracing::info!("stopping: no new work is taken");
     state.stopping.store(true, Ordering::SeqCst);
     state.work_ready.notify_waiters();
@@ -236,7 +257,7 @@ pub async fn run(
     let st = state.clone();
     let _ = tokio::task::spawn_blocking(move || st.flush_refusals(i64::MAX)).await;
     tracing::info!("stopped");
-    served.map_err(ServerError::Io)
+    served
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
