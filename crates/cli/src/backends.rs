@@ -170,10 +170,12 @@ fn ensure_parent(path: &Path) -> anyhow::Result<()> {
 /// the `blobs` folder in the data directory.
 pub fn blob_store(cli: &Cli) -> anyhow::Result<BlobStore> {
     let spec = cli.blob_store.as_deref();
+    let timeout = std::time::Duration::from_secs(cli.blob_timeout_secs.max(1));
     match spec {
         None => {
             let dir = cli.data_dir.join("blobs");
             BlobStore::local(&dir)
+                .map(|b| b.with_timeout(timeout))
                 .with_context(|| format!("cannot open blob storage in {}", dir.display()))
         }
         Some(s) if s.starts_with("s3://") => {
@@ -182,11 +184,17 @@ pub fn blob_store(cli: &Cli) -> anyhow::Result<BlobStore> {
             if bucket.is_empty() {
                 bail!("--blob-store {s:?} names no bucket (s3://BUCKET[/PREFIX])");
             }
-            BlobStore::s3(bucket, prefix.trim_matches('/'))
+            let options = fzip_store::S3Options {
+                bucket: bucket.to_string(),
+                prefix: prefix.trim_matches('/').to_string(),
+                ..Default::default()
+            };
+            BlobStore::s3_with_timeout(&options, timeout)
                 .with_context(|| format!("cannot open blob storage {s}"))
         }
         Some(s) => match s.strip_prefix("file://") {
             Some(path) if !path.is_empty() => BlobStore::local(Path::new(path))
+                .map(|b| b.with_timeout(timeout))
                 .with_context(|| format!("cannot open blob storage in {path}")),
             _ => Err(anyhow!(
                 "--blob-store {s:?} is neither file:///PATH nor s3://BUCKET[/PREFIX]"

@@ -46,6 +46,19 @@ pub struct Cli {
     )]
     pub blob_store: Option<String>,
 
+    /// Longest wait, in seconds, for one blob storage operation (one request with its retries,
+    /// or one step of a streaming read or write) before it fails: a store that stops answering
+    /// fails the job instead of holding it.
+    #[arg(
+        long,
+        global = true,
+        help_heading = GLOBAL,
+        env = "FZIP_BLOB_TIMEOUT_SECS",
+        default_value_t = 60,
+        value_name = "SECS"
+    )]
+    pub blob_timeout_secs: u64,
+
     /// Print exactly one JSON document on stdout instead of text, errors included (and no
     /// progress bars).
     #[arg(long, global = true, help_heading = GLOBAL)]
@@ -449,6 +462,10 @@ pub struct ServeArgs {
     /// Seconds a worker's claim on a job lasts without a heartbeat.
     #[arg(long, env = "FZIP_LEASE_SECS", default_value_t = 30)]
     pub lease_secs: u64,
+    /// How many times a job's work (a backup, a package check, a restore, an import) is started
+    /// before the job is failed instead of resumed after crashes.
+    #[arg(long, env = "FZIP_MAX_ATTEMPTS", default_value_t = 3)]
+    pub max_attempts: u32,
     /// Verify RS256 tokens with the keys at this JWKS URL (Cognito:
     /// https://cognito-idp.REGION.amazonaws.com/POOL/.well-known/jwks.json) instead of the local
     /// HS256 secret.

@@ -650,6 +650,7 @@ fn serve(cli: &Cli, args: &ServeArgs) -> Outcome {
     config.max_upload_bytes = args.max_upload_bytes;
     config.shutdown_grace = Duration::from_secs(args.shutdown_grace_secs);
     config.lease = Duration::from_secs(args.lease_secs.max(1));
+    config.max_attempts = args.max_attempts.max(1);
     config.limits = limits(cli);
     config.user_limits = fzip_server::config::UserLimits {
         max_active_jobs: args.max_jobs_per_user.max(1),

@@ -477,11 +477,13 @@ impl Out {
             return self.print_json(r);
         }
         println!(
-            "Examined {} blobs: deleted {} unreferenced ({}), kept {} recent ones.",
+            "Examined {} blobs: deleted {} unreferenced ({}; {} half-written), kept {} recent ones and {} of restores or imports still running.",
             r.examined,
             r.deleted,
             bytes(r.deleted_bytes),
-            r.kept_recent
+            r.deleted_partial,
+            r.kept_recent,
+            r.kept_in_use
         );
     }
 

@@ -623,6 +623,7 @@ pub fn demo_profile(
 ) -> Result<DemoReport, EngineError> {
     let started = Instant::now();
     let batch = format!("demo-{}", options.seed);
+    let _lease = crate::batch::BatchLease::acquire(&engine.blobs, &batch_prefix(user, &batch))?;
     let mut tx = engine.store.begin_restore(user)?;
     let result = fill(engine, user, &batch, options, tx.as_mut(), progress);
     let result = result.and_then(|report| {

@@ -297,6 +297,16 @@ pub fn import(
         duration_ms: 0,
     };
     let mut reader = open_package(path, engine.limits)?;
+    // Keeps the batch's new blobs safe from `fzip gc` until the transaction refers to them (or
+    // they were taken back); released when this function returns. A dry run writes none.
+    let _lease = if options.dry_run {
+        None
+    } else {
+        Some(crate::batch::BatchLease::acquire(
+            &engine.blobs,
+            &batch_prefix(user, &batch),
+        )?)
+    };
     let mut tx = engine.store.begin_write(user)?;
     let mut written_blobs = false;
     let mut replaced_keys = Vec::new();

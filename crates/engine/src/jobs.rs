@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use fzip_format::{ProblemKind, Severity};
+use fzip_store::blob::WaitCell;
 use fzip_store::jobs::{Job, JobStatus, JobStore, JobType, Work};
 use fzip_store::{BlobStore, StoreError, describe};
 use serde_json::{Value, json};
@@ -169,6 +170,8 @@ fn queue_validation(job: &mut Job, now: i64) {
     let s = statuses(job.job_type);
     job.status = s.validating;
     job.work = Some(Work::Validate);
+    // Attempts are counted per piece of work.
+    job.attempts = 0;
     job.progress = 10;
     job.current_phase = "parsing_package".into();
     job.error = None;
@@ -217,6 +220,8 @@ pub fn start(
     } else {
         Work::Restore
     });
+    // The validation's attempts do not count against the restore's.
+    job.attempts = 0;
     job.progress = 45;
     job.current_phase = "Starting restore...".into();
     job.results.remove("summary");
@@ -333,6 +338,9 @@ pub struct Worker<'a> {
     pub lease_ms: i64,
     /// Set when the process is shutting down: running work stops and goes back to the queue.
     pub shutdown: &'a CancelFlag,
+    /// How many times one piece of work may be started ([`MAX_ATTEMPTS`] by default); the
+    /// next claim fails the job instead.
+    pub max_attempts: u32,
 }
 
 /// How a job's work ended: `completed`, `validated`, `invalid`, `failed`, `canceled`,
@@ -342,6 +350,79 @@ pub type Outcome = &'static str;
 
 /// How many times a job's work may be started before it is failed instead of resumed.
 pub const MAX_ATTEMPTS: u32 = 3;
+
+/// Names staging files `{job id}.{random}.staging`, so a look at `{data-dir}/tmp` says whose
+/// they are; a live one is locked (an advisory lock its process holds while the file lives).
+const STAGING_SUFFIX: &str = ".staging";
+/// A staging file this young is left alone even when unlocked (its creator, in another
+/// process, may be about to lock it).
+const STAGING_GRACE: Duration = Duration::from_secs(2);
+/// Staging files of this process are created and swept one at a time.
+static STAGING: Mutex<()> = Mutex::new(());
+
+/// A new staging file for `job` in `dir`, locked for as long as it lives (it is deleted when
+/// dropped; a process killed meanwhile leaves it unlocked for [`remove_dead_staging`]).
+pub fn staging_file(dir: &Path, job_id: &str) -> std::io::Result<tempfile::NamedTempFile> {
+    let _one_at_a_time = STAGING.lock().unwrap_or_else(|p| p.into_inner());
+    let id: String = job_id
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .take(64)
+        .collect();
+    let file = tempfile::Builder::new()
+        .prefix(&format!("{id}."))
+        .suffix(STAGING_SUFFIX)
+        .tempfile_in(dir)?;
+    file.as_file().lock()?;
+    Ok(file)
+}
+
+/// Deletes the staging files in `dir` no live process holds (left by a server that was killed,
+/// or crashed, while a job ran); returns how many. Files of jobs running in this or another
+/// server sharing the folder are locked and kept.
+pub fn remove_dead_staging(dir: &Path) -> std::io::Result<u64> {
+    let _one_at_a_time = STAGING.lock().unwrap_or_else(|p| p.into_inner());
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let mut removed = 0;
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        // Ours, and those of versions that named them `.tmpXXXXXX`.
+        if !(name.ends_with(STAGING_SUFFIX) || name.starts_with(".tmp")) {
+            continue;
+        }
+        let Ok(meta) = entry.metadata() else {
+            continue;
+        };
+        let old_enough = meta
+            .modified()
+            .ok()
+            .and_then(|m| m.elapsed().ok())
+            .is_some_and(|age| age >= STAGING_GRACE);
+        if !meta.is_file() || !old_enough {
+            continue;
+        }
+        let file = match std::fs::File::open(entry.path()) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        match file.try_lock() {
+            Ok(()) => match std::fs::remove_file(entry.path()) {
+                Ok(()) => removed += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            },
+            Err(std::fs::TryLockError::WouldBlock) => {}
+            Err(std::fs::TryLockError::Error(e)) => return Err(e),
+        }
+    }
+    Ok(removed)
+}
 
 /// Where a backup's package is kept.
 pub fn package_key(job: &Job) -> String {
@@ -438,11 +519,14 @@ pub struct JobProgress<'a> {
     state: Mutex<ProgressState>,
     cancel_requested: AtomicBool,
     lost_lease: AtomicBool,
+    /// A blob operation of the worker's thread still waiting for the store, if any.
+    waits: WaitCell,
 }
 
 impl<'a> JobProgress<'a> {
-    fn new(w: &'a Worker<'a>, job: &Job, work: Work) -> Self {
+    fn new(w: &'a Worker<'a>, job: &Job, work: Work, waits: WaitCell) -> Self {
         JobProgress {
+            waits,
             jobs: w.jobs,
             job_id: job.job_id.clone(),
             worker: w.id.to_string(),
@@ -464,11 +548,23 @@ impl<'a> JobProgress<'a> {
     /// Writes the current progress (renewing the lease) and notes a cancel request.
     fn report(&self, state: &mut ProgressState) {
         let now = now_ms();
+        let waiting = self.waits.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let phase = match waiting {
+            // The phase keeps its name first (so its progress band still applies).
+            Some(wait) => format!(
+                "{}: waiting for blob storage ({}) for {} s, retrying; gives up after {} s",
+                state.phase,
+                wait.what,
+                wait.waited.as_secs(),
+                wait.limit.as_secs()
+            ),
+            None => state.phase.clone(),
+        };
         match self.jobs.report_progress(
             &self.job_id,
             &self.worker,
             state.percent,
-            &state.phase,
+            &phase,
             now,
             now + self.lease_ms,
         ) {
@@ -584,21 +680,27 @@ pub fn run(w: &Worker<'_>, job: Job) -> Result<Outcome, EngineError> {
         tracing::info_span!("job", job_id = %job.job_id, user = %job.user_id, work = work.as_str());
     let _enter = span.enter();
     let started = Instant::now();
-    if job.attempts > MAX_ATTEMPTS {
+    // A restore or import whose commit marker is in the profile has completed, whatever
+    // happened to the process that committed it: the marker decides before anything else.
+    if let Some(outcome) = complete_if_committed(w, &job)? {
+        tracing::info!("the job had committed before it was interrupted; it is complete");
+        w.jobs.release_job(&job.job_id, w.id)?;
+        return Ok(outcome);
+    }
+    if job.attempts > w.max_attempts {
         tracing::warn!(
             attempts = job.attempts,
             "job interrupted too often; failing it"
         );
-        let message = format!(
-            "the job was interrupted {} times (server stopped or crashed while it ran); giving up",
-            job.attempts - 1
-        );
-        finish_failed(w, &job, &message, "INTERRUPTED")?;
+        let message = give_up_message(&job, work);
+        let outcome = finish_failed(w, &job, &message, "INTERRUPTED")?;
         w.jobs.release_job(&job.job_id, w.id)?;
-        return Ok("failed");
+        return Ok(outcome);
     }
     tracing::info!(attempt = job.attempts, "job started");
-    let progress = JobProgress::new(w, &job, work);
+    let waits = WaitCell::default();
+    let _reporting = fzip_store::blob::report_waits(waits.clone());
+    let progress = JobProgress::new(w, &job, work, waits);
     let result = std::thread::scope(|scope| {
         let hb = start_heartbeat(
             scope,
@@ -633,6 +735,84 @@ pub fn run(w: &Worker<'_>, job: Job) -> Result<Outcome, EngineError> {
     result
 }
 
+/// Why a job that kept being interrupted is failed, saying what happened and what it means.
+fn give_up_message(job: &Job, work: Work) -> String {
+    let interrupted = job.attempts.saturating_sub(1);
+    let (what, consequence) = match work {
+        Work::Backup => ("backup", "no package was kept; start a new backup"),
+        Work::Validate => (
+            "package check",
+            "nothing was changed; retry the job to check the package again",
+        ),
+        Work::Restore => (
+            "restore",
+            "nothing was restored, the profile is as it was; retry the job to run it again",
+        ),
+        Work::Import => (
+            "import",
+            "nothing was imported, the profile is as it was; retry the job to run it again",
+        ),
+    };
+    format!(
+        "the {what} was started {interrupted} time{} and each time the server running it stopped (crashed, was killed, or lost the job's lease) before it finished, so it is not started again: {consequence}",
+        if interrupted == 1 { "" } else { "s" }
+    )
+}
+
+/// When `job` is a restore or import whose writes committed (its commit marker is in the
+/// profile), records it as completed and returns the outcome; `None` otherwise. Every path that
+/// would end such a job otherwise (resuming it, giving up on it, failing or canceling it) asks
+/// this first, so the status never contradicts the profile.
+pub fn complete_if_committed(w: &Worker<'_>, job: &Job) -> Result<Option<Outcome>, EngineError> {
+    complete_committed(w.engine, w.jobs, job)
+}
+
+/// [`complete_if_committed`] for callers without a worker (the sweeper).
+pub fn complete_committed(
+    engine: &Engine,
+    jobs: &dyn JobStore,
+    job: &Job,
+) -> Result<Option<Outcome>, EngineError> {
+    if job.job_type.produces_package() || !engine.store.job_committed(&job.user_id, &job.job_id)? {
+        return Ok(None);
+    }
+    let s = statuses(job.job_type);
+    let results = if job.job_type == JobType::Restore {
+        let summary = engine.store.summary(&job.user_id)?;
+        Some(restore_results_from_counts(
+            &summary.counts,
+            summary.files_with_content,
+            summary.file_bytes,
+            0,
+        ))
+    } else {
+        None
+    };
+    let now = now_ms();
+    modify::<(), EngineError>(jobs, &job.user_id, &job.job_id, |j| {
+        if j.status == s.completed {
+            j.work = None;
+            return Ok(());
+        }
+        j.status = s.completed;
+        j.work = None;
+        j.progress = 100;
+        j.current_phase = "completed".into();
+        j.completed_at = Some(now);
+        j.cancel_requested = false;
+        j.error = None;
+        j.error_code = None;
+        if let Some(r) = &results
+            && !j.results.contains_key("restoreResults")
+        {
+            j.results.insert("restoreResults".into(), r.clone());
+        }
+        j.updated_at = now;
+        Ok(())
+    })?;
+    Ok(Some("completed"))
+}
+
 /// Writes the final state of a job, unless it was deleted meanwhile.
 fn finish(
     w: &Worker<'_>,
@@ -645,7 +825,16 @@ fn finish(
 /// Errors a failed job's message lists; the rest are counted (the report holds them all).
 const MAX_LISTED_ERRORS: usize = 20;
 
-fn finish_failed(w: &Worker<'_>, job: &Job, message: &str, code: &str) -> Result<(), EngineError> {
+/// Fails a job, unless it is a restore or import that committed (then it is completed).
+fn finish_failed(
+    w: &Worker<'_>,
+    job: &Job,
+    message: &str,
+    code: &str,
+) -> Result<Outcome, EngineError> {
+    if let Some(outcome) = complete_if_committed(w, job)? {
+        return Ok(outcome);
+    }
     let s = statuses(job.job_type);
     let failed = if job.work == Some(Work::Validate) {
         s.validation_failed
@@ -661,7 +850,7 @@ fn finish_failed(w: &Worker<'_>, job: &Job, message: &str, code: &str) -> Result
         j.updated_at = now_ms();
         Ok(())
     })?;
-    Ok(())
+    Ok("failed")
 }
 
 /// The shutdown flag stopped the work: leave the job as it is, to be picked up again.
@@ -710,7 +899,7 @@ fn run_backup(
         selection: selection_from_params(&job.params),
         allow_empty: job.param_bool("allowEmpty"),
     };
-    let staging = tempfile::NamedTempFile::new_in(w.tmp_dir)?;
+    let staging = staging_file(w.tmp_dir, &job.job_id)?;
     let file = staging.reopen()?;
     let result = backup(w.engine, &job.user_id, file, &options, progress);
     let (mut file, report) = match result {
@@ -727,8 +916,7 @@ fn run_backup(
                 EngineError::MissingFiles(_) => "FILES_MISSING",
                 _ => "BACKUP_FAILED",
             });
-            finish_failed(w, job, &e.to_string(), code)?;
-            return Ok("failed");
+            return finish_failed(w, job, &e.to_string(), code);
         }
     };
     file.set_len(report.package_bytes)?;
@@ -745,13 +933,12 @@ fn run_backup(
         Err(e) => json!({ "valid": false, "errors": [e.to_string()] }),
     };
     if verification["valid"] != json!(true) {
-        finish_failed(
+        return finish_failed(
             w,
             job,
             &format!("the written package did not pass verification: {verification}"),
             "VALIDATION_FAILED",
-        )?;
-        return Ok("failed");
+        );
     }
     file.seek(SeekFrom::Start(0))?;
     progress.phase("uploading_package", 0);
@@ -853,7 +1040,7 @@ fn stage_package(
         let full = crate::error::is_full(&e);
         EngineError::unavailable(Resource::Disk, full, e)
     };
-    let staging = tempfile::NamedTempFile::new_in(w.tmp_dir).map_err(disk)?;
+    let staging = staging_file(w.tmp_dir, &job.job_id).map_err(disk)?;
     let mut out = staging.reopen().map_err(disk)?;
     let mut reader = w.engine.blobs.open(key)?;
     std::io::copy(&mut reader, &mut out).map_err(|e| {
@@ -1018,13 +1205,12 @@ fn run_validation(
     let staging = match stage_package(w, job, progress) {
         Ok(f) => f,
         Err(e) => {
-            finish_failed(
+            return finish_failed(
                 w,
                 job,
                 &format!("the uploaded package cannot be read: {e}"),
                 e.code().unwrap_or("PACKAGE_UNREADABLE"),
-            )?;
-            return Ok("failed");
+            );
         }
     };
     let report = match crate::restore::open_package(staging.path(), w.engine.limits)
@@ -1037,8 +1223,7 @@ fn run_validation(
         Err(EngineError::Cancelled) => return Ok("canceled"),
         Err(e) => {
             let message = format!("Schema validation failed: {e}");
-            finish_failed(w, job, &message, "VALIDATION_FAILED")?;
-            return Ok("failed");
+            return finish_failed(w, job, &message, "VALIDATION_FAILED");
         }
     };
     drop(staging);
@@ -1123,29 +1308,7 @@ fn run_restore(
     progress: &JobProgress<'_>,
 ) -> Result<Outcome, EngineError> {
     let s = statuses(job.job_type);
-    // A restore that committed before the process stopped is complete.
-    if w.engine.store.job_committed(&job.user_id, &job.job_id)? {
-        let summary = w.engine.store.summary(&job.user_id)?;
-        finish(w, job, |j| {
-            j.status = s.completed;
-            j.work = None;
-            j.progress = 100;
-            j.current_phase = "completed".into();
-            j.completed_at = Some(now_ms());
-            j.cancel_requested = false;
-            j.results.insert(
-                "restoreResults".into(),
-                restore_results_from_counts(
-                    &summary.counts,
-                    summary.files_with_content,
-                    summary.file_bytes,
-                    0,
-                ),
-            );
-            Ok(())
-        })?;
-        return Ok("completed");
-    }
+    // (A restore that committed before the process stopped was completed by `run`.)
     if !begin(w, job, s.processing, "Starting restore...", 45)? {
         finish(w, job, |j| {
             if j.status == s.processing {
@@ -1163,13 +1326,14 @@ fn run_restore(
     let staging = match stage_package(w, job, progress) {
         Ok(f) => f,
         Err(e) => {
-            finish_failed(
+            return finish_failed(
                 w,
                 job,
-                &format!("the uploaded package cannot be read: {e}"),
+                &format!(
+                    "the uploaded package cannot be read: {e}; nothing was restored, the profile is as it was"
+                ),
                 e.code().unwrap_or("PACKAGE_UNREADABLE"),
-            )?;
-            return Ok("failed");
+            );
         }
     };
     let options = RestoreOptions {
@@ -1205,6 +1369,9 @@ fn run_restore(
         }
         Err(EngineError::Cancelled) if !progress.cancel_requested() => requeue(job),
         Err(EngineError::Cancelled) => {
+            if let Some(outcome) = complete_if_committed(w, job)? {
+                return Ok(outcome);
+            }
             finish(w, job, |j| {
                 j.status = s.canceled_or_expired;
                 j.work = None;
@@ -1223,8 +1390,8 @@ fn run_restore(
                 EngineError::InvalidPackage(_) | EngineError::Package(_) => "VALIDATION_FAILED",
                 _ => "RESTORE_FAILED",
             });
-            finish_failed(w, job, &e.to_string(), code)?;
-            Ok("failed")
+            let message = format!("{e}; nothing was restored, the profile is as it was");
+            finish_failed(w, job, &message, code)
         }
     }
 }
@@ -1307,20 +1474,18 @@ fn run_import_validation(
     let merge = match merge_strategy(job) {
         Ok(m) => m,
         Err(message) => {
-            finish_failed(w, job, &message, "INVALID_MERGE_STRATEGY")?;
-            return Ok("failed");
+            return finish_failed(w, job, &message, "INVALID_MERGE_STRATEGY");
         }
     };
     let staging = match stage_package(w, job, progress) {
         Ok(f) => f,
         Err(e) => {
-            finish_failed(
+            return finish_failed(
                 w,
                 job,
                 &format!("the uploaded package cannot be read: {e}"),
                 e.code().unwrap_or("PACKAGE_UNREADABLE"),
-            )?;
-            return Ok("failed");
+            );
         }
     };
     let options = ImportOptions {
@@ -1380,13 +1545,12 @@ fn run_import_validation(
             }
             Err(EngineError::Cancelled) => return Ok("canceled"),
             Err(e) => {
-                finish_failed(
+                return finish_failed(
                     w,
                     job,
                     &format!("Validation failed: {e}"),
                     "VALIDATION_FAILED",
-                )?;
-                return Ok("failed");
+                );
             }
         };
     let results = validation_results(&report, None);
@@ -1444,19 +1608,7 @@ fn run_import(
     progress: &JobProgress<'_>,
 ) -> Result<Outcome, EngineError> {
     let s = statuses(job.job_type);
-    // An import that committed before the process stopped is complete.
-    if w.engine.store.job_committed(&job.user_id, &job.job_id)? {
-        finish(w, job, |j| {
-            j.status = s.completed;
-            j.work = None;
-            j.progress = 100;
-            j.current_phase = "completed".into();
-            j.completed_at = Some(now_ms());
-            j.cancel_requested = false;
-            Ok(())
-        })?;
-        return Ok("completed");
-    }
+    // (An import that committed before the process stopped was completed by `run`.)
     if !begin(w, job, s.processing, "Starting import...", 45)? {
         finish(w, job, |j| {
             if j.status == s.processing {
@@ -1474,20 +1626,20 @@ fn run_import(
     let merge = match merge_strategy(job) {
         Ok(m) => m,
         Err(message) => {
-            finish_failed(w, job, &message, "INVALID_MERGE_STRATEGY")?;
-            return Ok("failed");
+            return finish_failed(w, job, &message, "INVALID_MERGE_STRATEGY");
         }
     };
     let staging = match stage_package(w, job, progress) {
         Ok(f) => f,
         Err(e) => {
-            finish_failed(
+            return finish_failed(
                 w,
                 job,
-                &format!("the uploaded package cannot be read: {e}"),
+                &format!(
+                    "the uploaded package cannot be read: {e}; nothing was imported, the profile is as it was"
+                ),
                 e.code().unwrap_or("PACKAGE_UNREADABLE"),
-            )?;
-            return Ok("failed");
+            );
         }
     };
     let options = ImportOptions {
@@ -1526,6 +1678,9 @@ fn run_import(
         }
         Err(EngineError::Cancelled) if !progress.cancel_requested() => requeue(job),
         Err(EngineError::Cancelled) => {
+            if let Some(outcome) = complete_if_committed(w, job)? {
+                return Ok(outcome);
+            }
             finish(w, job, |j| {
                 j.status = s.canceled_or_expired;
                 j.work = None;
@@ -1561,8 +1716,8 @@ fn run_import(
                 EngineError::InvalidPackage(_) | EngineError::Package(_) => "VALIDATION_FAILED",
                 _ => "IMPORT_FAILED",
             });
-            finish_failed(w, job, &e.to_string(), code)?;
-            Ok("failed")
+            let message = format!("{e}; nothing was imported, the profile is as it was");
+            finish_failed(w, job, &message, code)
         }
     }
 }

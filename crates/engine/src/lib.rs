@@ -13,6 +13,7 @@
 
 pub mod analytics;
 pub mod backup;
+pub mod batch;
 pub mod demo;
 pub mod diff;
 mod error;
@@ -68,31 +69,57 @@ pub struct GcReport {
     pub deleted: u64,
     pub deleted_bytes: u64,
     pub kept_recent: u64,
+    /// Unreferenced blobs kept because a running restore or import holds a lease on their
+    /// batch (they are referenced once it commits, or taken back if it fails).
+    pub kept_in_use: u64,
+    /// Half-written objects (a writer killed midway) among the deleted.
+    pub deleted_partial: u64,
 }
 
 /// Deletes statement-file blobs that no profile refers to and that are older than
-/// `min_age_ms` (so a restore still running elsewhere is never touched).
+/// `min_age_ms`, and half-written ones left by killed writers. Blobs of a batch a running
+/// restore or import holds a lease on ([`batch`]) are kept whatever their age.
 pub fn gc(engine: &Engine, min_age_ms: i64) -> Result<GcReport, EngineError> {
+    // The order matters: blobs are listed first, then leases, then references. A blob listed
+    // was written under a lease; if that lease is gone when read, its writer has finished, and
+    // its rows (if it committed) are among the references read after.
+    let listed = engine.blobs.list("users")?;
+    let partial = engine.blobs.list_partial("users")?;
+    let leased = batch::live_prefixes(&engine.blobs)?;
     let referenced = engine.store.referenced_blob_keys()?;
     let now = now_ms();
     let mut report = GcReport::default();
-    for meta in engine.blobs.list("users")? {
+    for (meta, is_partial) in listed
+        .into_iter()
+        .map(|m| (m, false))
+        .chain(partial.into_iter().map(|m| (m, true)))
+    {
         report.examined += 1;
-        if referenced.contains(&meta.key) {
+        if !is_partial && referenced.contains(&meta.key) {
+            continue;
+        }
+        if batch::protected(&leased, &meta.key) {
+            report.kept_in_use += 1;
             continue;
         }
         if now - meta.modified_ms < min_age_ms {
             report.kept_recent += 1;
             continue;
         }
-        engine.blobs.delete(&meta.key)?;
+        if is_partial {
+            engine.blobs.delete_partial(&meta.key)?;
+            report.deleted_partial += 1;
+        } else {
+            engine.blobs.delete(&meta.key)?;
+        }
         report.deleted += 1;
         report.deleted_bytes += meta.size;
     }
     Ok(report)
 }
 
-/// Deletes a user's profile rows and statement files. Returns what was there.
+/// Deletes a user's profile rows and statement files (half-written ones included, except
+/// those of a restore or import still writing). Returns what was there.
 pub fn clear_profile(
     engine: &Engine,
     user: &str,
@@ -101,6 +128,13 @@ pub fn clear_profile(
     for key in keys {
         engine.blobs.delete(&key)?;
     }
-    engine.blobs.delete_prefix(&BlobStore::user_prefix(user))?;
+    let prefix = BlobStore::user_prefix(user);
+    engine.blobs.delete_prefix(&prefix)?;
+    let leased = batch::live_prefixes(&engine.blobs)?;
+    for meta in engine.blobs.list_partial(&prefix)? {
+        if !batch::protected(&leased, &meta.key) {
+            engine.blobs.delete_partial(&meta.key)?;
+        }
+    }
     Ok(summary)
 }

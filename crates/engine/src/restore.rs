@@ -107,6 +107,9 @@ pub fn restore(
         .clone()
         .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
     let mut reader = open_package(path, engine.limits)?;
+    // Keeps the batch's blobs safe from `fzip gc` until the transaction refers to them (or
+    // they were taken back); released when this function returns.
+    let _lease = crate::batch::BatchLease::acquire(&engine.blobs, &batch_prefix(user, &batch))?;
     let mut tx = engine.store.begin_restore(user)?;
     let mut outcome = Outcome::default();
     let result = write_all(

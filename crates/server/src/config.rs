@@ -83,6 +83,9 @@ pub struct ServerConfig {
     pub workers: usize,
     /// How long a worker's claim on a job lasts without a heartbeat.
     pub lease: Duration,
+    /// How many times one piece of a job's work may be started (after a crash, the job is
+    /// picked up again) before the job is failed.
+    pub max_attempts: u32,
     /// On shutdown, how long running jobs may take to finish before they are stopped and put
     /// back in the queue.
     pub shutdown_grace: Duration,
@@ -151,6 +154,7 @@ impl ServerConfig {
             max_upload_bytes: 2 << 30,
             workers: 2,
             lease: Duration::from_secs(30),
+            max_attempts: fzip_engine::jobs::MAX_ATTEMPTS,
             shutdown_grace: Duration::from_secs(20),
             sweep_interval: Duration::from_secs(60),
             limits: Limits::default(),

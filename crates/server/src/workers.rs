@@ -1,4 +1,5 @@
-//! Workers run jobs off the request path; the sweeper removes expired packages.
+//! Workers run jobs off the request path; the sweeper removes expired packages and the
+//! staging files of jobs that no live process runs any more.
 
 use std::time::Duration;
 
@@ -92,6 +93,7 @@ async fn worker_loop(state: AppState, index: usize) {
                 package_ttl_ms: st.config.package_ttl.as_millis() as i64,
                 lease_ms,
                 shutdown: &st.abort_work,
+                max_attempts: st.config.max_attempts.max(1),
             };
             let started = std::time::Instant::now();
             let claimed = job.clone();
@@ -171,15 +173,45 @@ fn record_results(job: &Job) {
     }
 }
 
-/// Removes packages past their expiry, every `interval`.
+/// How often staging files of dead jobs are looked for (it is one look at a folder).
+const STAGING_SWEEP: Duration = Duration::from_secs(5);
+
+/// Removes the staging files in `{data-dir}/tmp` that no live job holds (those of a server that
+/// was killed while it worked); returns how many. Files of jobs running in this server or in
+/// another one sharing the data directory are locked by their process and kept.
+pub fn sweep_staging(state: &AppState) -> u64 {
+    let tmp = state.config.data_dir.join("tmp");
+    match jobs::remove_dead_staging(&tmp) {
+        Ok(n) => {
+            if n > 0 {
+                tracing::info!(removed = n, dir = %tmp.display(), "removed staging files of interrupted jobs");
+            }
+            n
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, dir = %tmp.display(), "cleaning the staging folder failed");
+            0
+        }
+    }
+}
+
+/// Removes packages past their expiry every `interval`, and dead staging files at start and
+/// every few seconds.
 pub fn spawn_sweeper(state: &AppState) -> JoinHandle<()> {
     let state = state.clone();
     tokio::spawn(async move {
+        let mut last_packages = tokio::time::Instant::now();
         loop {
-            tokio::time::sleep(state.config.sweep_interval).await;
+            let st = state.clone();
+            let _ = tokio::task::spawn_blocking(move || sweep_staging(&st)).await;
+            tokio::time::sleep(STAGING_SWEEP.min(state.config.sweep_interval)).await;
             if state.stopping() {
                 return;
             }
+            if last_packages.elapsed() < state.config.sweep_interval {
+                continue;
+            }
+            last_packages = tokio::time::Instant::now();
             let st = state.clone();
             match tokio::task::spawn_blocking(move || {
                 st.flush_refusals(now_ms());
@@ -207,14 +239,20 @@ pub fn sweep(state: &AppState) -> Result<u64, fzip_store::StoreError> {
         let Some(key) = job.package_key.clone() else {
             continue;
         };
+        // A restore or import that committed is completed, never expired (its commit marker
+        // decides).
+        if let Err(e) = jobs::complete_committed(&state.engine, state.jobs.as_ref(), &job) {
+            tracing::warn!(error = %e, job_id = %job.job_id, "could not check a job's commit marker");
+            continue;
+        }
         state.engine.blobs.delete(&key)?;
         let s = jobs::statuses(job.job_type);
-        let awaiting = job.status == s.awaiting || job.status == s.initial;
         jobs::modify::<(), fzip_store::StoreError>(
             state.jobs.as_ref(),
             &job.user_id,
             &job.job_id,
             |j| {
+                let awaiting = j.status == s.awaiting || j.status == s.initial;
                 jobs::expire(j, now);
                 if awaiting && !j.job_type.produces_package() {
                     j.status = s.canceled_or_expired;

@@ -848,6 +848,21 @@ pub fn claims_respect_work_and_leases(store: &dyn JobStore) {
     assert!(store.update_job(&done).unwrap());
     store.release_job("idle", "w3").unwrap();
     assert!(store.claim_job("w4", 9_999_999, 1000).unwrap().is_none());
+    // New work starts its count of attempts again (the engine sets it; the store keeps it).
+    let mut next = store.get_job("alice", "idle").unwrap().unwrap();
+    assert_eq!(next.attempts, 3);
+    next.work = Some(Work::Validate);
+    next.attempts = 0;
+    assert!(store.update_job(&next).unwrap());
+    assert_eq!(store.get_job("alice", "idle").unwrap().unwrap().attempts, 0);
+    assert_eq!(
+        store
+            .claim_job("w5", 9_999_999, 1000)
+            .unwrap()
+            .unwrap()
+            .attempts,
+        1
+    );
 }
 
 pub fn concurrent_claims_never_share_a_job(store: &dyn JobStore) {

@@ -257,7 +257,7 @@ impl JobStore for PgJobStore {
                  completed_at = $7, expires_at = $8, params = $9, package_key = $10,
                  package_size = $11, package_sha256 = $12, uploaded_at = $13, results = $14,
                  error = $15, error_code = $16, work = $17, cancel_requested = $18,
-                 version = version + 1
+                 attempts = $19, version = version + 1
              WHERE job_id = $1 AND version = $2",
             &[
                 &t(&job.job_id),
@@ -278,6 +278,7 @@ impl JobStore for PgJobStore {
                 &ot(&job.error_code),
                 &job.work.map(|w| w.as_str()),
                 &job.cancel_requested,
+                &(job.attempts.min(i32::MAX as u32) as i32),
             ],
         )?;
         Ok(n == 1)

@@ -250,7 +250,7 @@ impl JobStore for SqliteJobStore {
                      completed_at = ?7, expires_at = ?8, params = ?9, package_key = ?10,
                      package_size = ?11, package_sha256 = ?12, uploaded_at = ?13, results = ?14,
                      error = ?15, error_code = ?16, work = ?17, cancel_requested = ?18,
-                     version = version + 1
+                     attempts = ?19, version = version + 1
                  WHERE job_id = ?1 AND version = ?2",
                 params![
                     job.job_id,
@@ -271,6 +271,7 @@ impl JobStore for SqliteJobStore {
                     job.error_code,
                     job.work.map(|w| w.as_str()),
                     job.cancel_requested as i64,
+                    job.attempts as i64,
                 ],
             )
             .map_err(db_err)?;

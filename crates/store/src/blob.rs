@@ -4,19 +4,23 @@
 //! runs `object_store`'s futures on a small runtime of its own. Keys are built from encoded path
 //! parts, so no user id, file id or file name can add or escape a path level.
 
+use std::cell::RefCell;
 use std::io::{self, Read};
-use std::path::Path as FsPath;
-use std::sync::Arc;
+use std::path::{Path as FsPath, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
-use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::buffered::BufWriter;
 use object_store::local::LocalFileSystem;
 use object_store::path::{Path, PathPart};
 use object_store::prefix::PrefixStore;
 use object_store::signer::Signer;
-use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt};
+use object_store::{
+    ClientConfigKey, GetOptions, GetRange, ObjectStore, ObjectStoreExt, RetryConfig,
+};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 use tokio::runtime::Runtime;
@@ -95,6 +99,57 @@ struct Presigner {
     prefix: Option<Path>,
 }
 
+/// How long one blob operation (one request with its retries, or one step of a streaming read
+/// or write) may take before it fails, unless configured otherwise.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// After this long, a waiting operation says so (see [`report_waits`]), and again as it goes on.
+const NOTE_WAIT_AFTER: Duration = Duration::from_secs(3);
+
+/// A blob operation that is still waiting for the store (slow, or being retried).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlobWait {
+    /// What is being done (`reading users/…`).
+    pub what: String,
+    /// How long it has waited so far.
+    pub waited: Duration,
+    /// When it gives up.
+    pub limit: Duration,
+}
+
+/// Where a thread's waiting blob operations are shown (see [`report_waits`]).
+pub type WaitCell = Arc<Mutex<Option<BlobWait>>>;
+
+thread_local! {
+    static WAIT_CELL: RefCell<Option<WaitCell>> = const { RefCell::new(None) };
+}
+
+/// While the returned guard lives, every blob operation of this thread that waits longer than a
+/// few seconds writes what it waits for into `cell` (and clears it when it ends), so that
+/// whoever reports progress can say that the store is being waited for.
+pub fn report_waits(cell: WaitCell) -> WaitReporting {
+    let previous = WAIT_CELL.with(|c| c.borrow_mut().replace(cell));
+    WaitReporting { previous }
+}
+
+/// Stops [`report_waits`] when dropped.
+pub struct WaitReporting {
+    previous: Option<WaitCell>,
+}
+
+impl Drop for WaitReporting {
+    fn drop(&mut self) {
+        let previous = self.previous.take();
+        WAIT_CELL.with(|c| *c.borrow_mut() = previous);
+    }
+}
+
+fn set_wait(cell: &Option<WaitCell>, wait: Option<BlobWait>) {
+    if let Some(cell) = cell {
+        *cell.lock().unwrap_or_else(|p| p.into_inner()) = wait;
+    }
+}
+
 /// Blob storage with a synchronous, streaming interface.
 #[derive(Clone)]
 pub struct BlobStore {
@@ -102,6 +157,10 @@ pub struct BlobStore {
     runtime: Arc<RuntimeGuard>,
     description: String,
     presigner: Option<Presigner>,
+    /// The bound of each operation (see [`DEFAULT_TIMEOUT`]).
+    timeout: Duration,
+    /// A local store, where half-written objects can be found.
+    local: Option<Arc<LocalFileSystem>>,
 }
 
 impl std::fmt::Debug for BlobStore {
@@ -135,7 +194,22 @@ impl BlobStore {
             runtime: Arc::new(RuntimeGuard(Some(runtime))),
             description: description.into(),
             presigner: None,
+            timeout: DEFAULT_TIMEOUT,
+            local: None,
         })
+    }
+
+    /// Bounds every operation by `timeout` (a single request with its retries, or one step of
+    /// a streaming read or write). On S3, set it with [`BlobStore::s3_with_timeout`] so that the
+    /// client's own retries stop in time too.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout.max(Duration::from_millis(100));
+        self
+    }
+
+    /// The bound of each operation.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     /// An S3 bucket (or any S3-compatible server), optionally under a key prefix. Endpoint,
@@ -153,9 +227,33 @@ impl BlobStore {
 
     /// An S3 bucket with settings given here (each overriding its environment variable).
     pub fn s3_with(options: &S3Options) -> Result<Self, StoreError> {
+        Self::s3_with_timeout(options, DEFAULT_TIMEOUT)
+    }
+
+    /// An S3 bucket whose every request, retries included, ends within `timeout`: a server
+    /// that accepts connections and never answers fails the operation then, with a message.
+    pub fn s3_with_timeout(options: &S3Options, timeout: Duration) -> Result<Self, StoreError> {
+        let timeout = timeout.max(Duration::from_millis(100));
         let bucket = options.bucket.as_str();
         let prefix = options.prefix.as_str();
-        let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+        let ms = |d: Duration| format!("{}ms", d.as_millis());
+        // One request waits at most half the bound (and 30 s, object_store's default), a
+        // connection at most 5 s. The bound itself is enforced around each operation (which
+        // stops its retries and says why); the client's own retry limit lies beyond it.
+        let mut builder = AmazonS3Builder::from_env()
+            .with_bucket_name(bucket)
+            .with_config(
+                AmazonS3ConfigKey::Client(ClientConfigKey::Timeout),
+                ms((timeout / 2).min(Duration::from_secs(30))),
+            )
+            .with_config(
+                AmazonS3ConfigKey::Client(ClientConfigKey::ConnectTimeout),
+                ms(timeout.min(Duration::from_secs(5))),
+            )
+            .with_retry(RetryConfig {
+                retry_timeout: timeout.saturating_mul(2),
+                ..RetryConfig::default()
+            });
         let endpoint = options
             .endpoint
             .clone()
@@ -199,7 +297,7 @@ impl BlobStore {
             (None, true) => format!("s3://{bucket}"),
             (None, false) => format!("s3://{bucket}/{prefix}"),
         };
-        let mut blobs = Self::new(store, description)?;
+        let mut blobs = Self::new(store, description)?.with_timeout(timeout);
         blobs.presigner = Some(Presigner {
             s3,
             prefix: prefix_path,
@@ -234,7 +332,7 @@ impl BlobStore {
             Presign::Put => http::Method::PUT,
         };
         let url = self
-            .block_on(p.s3.signed_url(method, &full, ttl))
+            .bounded("signing a URL", p.s3.signed_url(method, &full, ttl))?
             .map_err(blob_err)?;
         Ok(Some(url.to_string()))
     }
@@ -242,10 +340,14 @@ impl BlobStore {
     /// A folder on the local disk (created if missing).
     pub fn local(root: &FsPath) -> Result<Self, StoreError> {
         std::fs::create_dir_all(root)?;
-        let fs = LocalFileSystem::new_with_prefix(root)
-            .map_err(blob_err)?
-            .with_automatic_cleanup(true);
-        Self::new(Arc::new(fs), format!("file://{}", root.display()))
+        let fs = Arc::new(
+            LocalFileSystem::new_with_prefix(root)
+                .map_err(blob_err)?
+                .with_automatic_cleanup(true),
+        );
+        let mut blobs = Self::new(fs.clone(), format!("file://{}", root.display()))?;
+        blobs.local = Some(fs);
+        Ok(blobs)
     }
 
     /// The underlying `object_store`, for async callers.
@@ -257,12 +359,50 @@ impl BlobStore {
         &self.description
     }
 
-    fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
-        match &self.runtime.0 {
-            Some(rt) => rt.block_on(f),
-            // The guard only loses its runtime while being dropped.
-            None => futures::executor::block_on(f),
+    /// Runs one operation to its end, or fails it once it has waited [`BlobStore::timeout`];
+    /// while it waits, says so to the thread's [`report_waits`] cell.
+    fn bounded<F: std::future::Future>(&self, what: &str, f: F) -> Result<F::Output, StoreError> {
+        // The guard only loses its runtime while being dropped.
+        let Some(rt) = &self.runtime.0 else {
+            return Ok(futures::executor::block_on(f));
+        };
+        let limit = self.timeout;
+        let cell = WAIT_CELL.with(|c| c.borrow().clone());
+        let mut noted = false;
+        let out = rt.block_on(async {
+            let started = tokio::time::Instant::now();
+            let mut f = std::pin::pin!(f);
+            loop {
+                let waited = started.elapsed();
+                if waited >= limit {
+                    return None;
+                }
+                match tokio::time::timeout((limit - waited).min(NOTE_WAIT_AFTER), &mut f).await {
+                    Ok(v) => return Some(v),
+                    Err(_) => {
+                        noted = true;
+                        set_wait(
+                            &cell,
+                            Some(BlobWait {
+                                what: what.to_string(),
+                                waited: started.elapsed(),
+                                limit,
+                            }),
+                        );
+                    }
+                }
+            }
+        });
+        if noted {
+            set_wait(&cell, None);
         }
+        out.ok_or_else(|| {
+            StoreError::Blob(format!(
+                "blob storage ({}) did not answer within {} s while {what} (requests were retried until then); check that it is reachable, or allow longer with --blob-timeout-secs (FZIP_BLOB_TIMEOUT_SECS)",
+                self.description,
+                limit.as_secs_f64()
+            ))
+        })
     }
 
     fn path(key: &str) -> Result<Path, StoreError> {
@@ -328,18 +468,18 @@ impl BlobStore {
                 buf.truncate(n);
                 hasher.update(&buf);
                 size += n as u64;
-                self.block_on(writer.put(Bytes::from(buf)))
+                self.bounded(&format!("writing {key}"), writer.put(Bytes::from(buf)))?
                     .map_err(blob_err)?;
             }
         })();
         match result {
             Ok(()) => {
-                self.block_on(writer.shutdown())
+                self.bounded(&format!("writing {key}"), writer.shutdown())?
                     .map_err(|e| StoreError::Blob(e.to_string()))?;
                 Ok((size, hasher.finalize().into()))
             }
             Err(e) => {
-                let _ = self.block_on(writer.abort());
+                let _ = self.bounded(&format!("abandoning {key}"), writer.abort());
                 Err(e)
             }
         }
@@ -349,18 +489,24 @@ impl BlobStore {
     pub fn put_bytes(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
         let path = Self::path(key)?;
         let payload = Bytes::copy_from_slice(bytes);
-        self.block_on(self.store.put(&path, payload.into()))
-            .map_err(blob_err)?;
+        self.bounded(
+            &format!("writing {key}"),
+            self.store.put(&path, payload.into()),
+        )?
+        .map_err(blob_err)?;
         Ok(())
     }
 
     /// A streaming reader over a blob.
     pub fn open(&self, key: &str) -> Result<BlobReader<'_>, StoreError> {
         let path = Self::path(key)?;
-        let result = self.block_on(self.store.get(&path)).map_err(blob_err)?;
+        let result = self
+            .bounded(&format!("reading {key}"), self.store.get(&path))?
+            .map_err(blob_err)?;
         let size = result.meta.size;
         Ok(BlobReader {
             store: self,
+            what: format!("reading {key}"),
             stream: result.into_stream().boxed(),
             chunk: Bytes::new(),
             size,
@@ -390,7 +536,7 @@ impl BlobStore {
     /// Size and date of a blob, or `None` when it does not exist.
     pub fn head(&self, key: &str) -> Result<Option<BlobMeta>, StoreError> {
         let path = Self::path(key)?;
-        match self.block_on(self.store.head(&path)) {
+        match self.bounded(&format!("looking up {key}"), self.store.head(&path))? {
             Ok(meta) => Ok(Some(BlobMeta {
                 key: meta.location.to_string(),
                 size: meta.size,
@@ -404,7 +550,7 @@ impl BlobStore {
     /// Deletes a blob; a missing one is not an error.
     pub fn delete(&self, key: &str) -> Result<(), StoreError> {
         let path = Self::path(key)?;
-        match self.block_on(self.store.delete(&path)) {
+        match self.bounded(&format!("deleting {key}"), self.store.delete(&path))? {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(blob_err(e)),
         }
@@ -413,17 +559,89 @@ impl BlobStore {
     /// Every blob under a prefix.
     pub fn list(&self, prefix: &str) -> Result<Vec<BlobMeta>, StoreError> {
         let path = Self::path(prefix)?;
-        let metas: Vec<object_store::ObjectMeta> = self
-            .block_on(self.store.list(Some(&path)).try_collect())
-            .map_err(blob_err)?;
-        Ok(metas
-            .into_iter()
-            .map(|m| BlobMeta {
-                key: m.location.to_string(),
-                size: m.size,
-                modified_ms: m.last_modified.timestamp_millis(),
-            })
-            .collect())
+        let mut stream = self.store.list(Some(&path));
+        let what = format!("listing {prefix}");
+        let mut out = Vec::new();
+        // Each page of the listing is bounded, not the whole of it.
+        while let Some(meta) = self.bounded(&what, stream.try_next())?.map_err(blob_err)? {
+            out.push(BlobMeta {
+                key: meta.location.to_string(),
+                size: meta.size,
+                modified_ms: meta.last_modified.timestamp_millis(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Half-written objects under a prefix: a local store writes an object into `KEY#N` and
+    /// renames it when complete, so a writer killed midway leaves `KEY#N` behind, which
+    /// [`BlobStore::list`] does not show. On S3 an object appears only when complete (an
+    /// abandoned multipart upload is not an object; a bucket lifecycle rule removes those), so
+    /// this is empty there.
+    pub fn list_partial(&self, prefix: &str) -> Result<Vec<BlobMeta>, StoreError> {
+        let Some(fs) = &self.local else {
+            return Ok(Vec::new());
+        };
+        let start = Self::path(prefix)?;
+        let dir = fs.path_to_filesystem(&start).map_err(blob_err)?;
+        let mut out = Vec::new();
+        let mut pending: Vec<(PathBuf, String)> = vec![(dir, start.to_string())];
+        while let Some((dir, key)) = pending.pop() {
+            let entries = match std::fs::read_dir(&dir) {
+                Ok(e) => e,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(StoreError::Io(e)),
+            };
+            for entry in entries {
+                let entry = entry?;
+                // The store names folders and files by the (already encoded) key parts.
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let child = if key.is_empty() {
+                    name.clone()
+                } else {
+                    format!("{key}/{name}")
+                };
+                let meta = entry.metadata()?;
+                if meta.is_dir() {
+                    pending.push((entry.path(), child));
+                } else if is_staged_upload(&name) {
+                    let modified_ms = meta
+                        .modified()
+                        .ok()
+                        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                        .map_or(0, |d| d.as_millis() as i64);
+                    out.push(BlobMeta {
+                        key: child,
+                        size: meta.len(),
+                        modified_ms,
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes a half-written object [`BlobStore::list_partial`] found; a missing one is not an
+    /// error.
+    pub fn delete_partial(&self, key: &str) -> Result<(), StoreError> {
+        let Some(fs) = &self.local else {
+            return Ok(());
+        };
+        let (parent, name) = key.rsplit_once('/').unwrap_or(("", key));
+        if !is_staged_upload(name) {
+            return Err(StoreError::Blob(format!(
+                "{key:?} is not a half-written object"
+            )));
+        }
+        let path = fs
+            .path_to_filesystem(&Self::path(parent)?)
+            .map_err(blob_err)?
+            .join(name);
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StoreError::Io(e)),
+        }
     }
 
     /// Deletes every blob under a prefix; returns how many.
@@ -437,9 +655,16 @@ impl BlobStore {
     }
 }
 
+/// `NAME#DIGITS`: a local store's object being written (our keys never hold `#`).
+fn is_staged_upload(name: &str) -> bool {
+    name.rsplit_once('#')
+        .is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
 /// Reads a blob as it streams in.
 pub struct BlobReader<'a> {
     store: &'a BlobStore,
+    what: String,
     stream: futures::stream::BoxStream<'static, object_store::Result<Bytes>>,
     chunk: Bytes,
     size: u64,
@@ -455,7 +680,11 @@ impl BlobReader<'_> {
 impl Read for BlobReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         while self.chunk.is_empty() {
-            match self.store.block_on(self.stream.next()) {
+            let next = self
+                .store
+                .bounded(&self.what, self.stream.next())
+                .map_err(|e| io::Error::new(io::ErrorKind::TimedOut, e.to_string()))?;
+            match next {
                 None => return Ok(0),
                 Some(Ok(bytes)) => self.chunk = bytes,
                 Some(Err(e)) => return Err(io::Error::other(e.to_string())),
