@@ -58,6 +58,7 @@ fn record_for(cli: &Cli, result: &Outcome, cancelled: bool) -> Option<AuditRecor
         Err(Failure::NotEmpty { .. }) => "PROFILE_NOT_EMPTY",
         Err(Failure::Conflict { .. }) => "IMPORT_CONFLICT",
         Err(Failure::Different) => "DIFFERENT",
+        Err(Failure::Coded { code, .. }) => code,
     };
     Some(AuditRecord {
         at: fzip_engine::now_ms(),

@@ -274,7 +274,12 @@ fn wait_claimed_by(stores: &Stores, user: &str, id: &str, server: &Server) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let job = stores.jobs.get_job(user, id).unwrap().unwrap();
-        if job.work.is_none() || job.lease_owner.is_some_and(|o| o.starts_with(&owner)) {
+        if job.work.is_none()
+            || job
+                .lease_owner
+                .as_ref()
+                .is_some_and(|o| o.starts_with(&owner))
+        {
             return;
         }
         assert!(

@@ -525,10 +525,10 @@ impl BlobStore {
         }
         let options = GetOptions::new().with_range(Some(GetRange::Bounded(0..end)));
         let bytes = self
-            .block_on(async {
+            .bounded(&format!("reading the start of {key}"), async {
                 let result = self.store.get_opts(&path, options).await?;
                 result.bytes().await
-            })
+            })?
             .map_err(blob_err)?;
         Ok(bytes.to_vec())
     }
