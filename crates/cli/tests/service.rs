@@ -1002,12 +1002,21 @@ fn openapi_metrics_audit_and_conventions() {
         .unwrap();
     assert_eq!(bad.status(), StatusCode::RANGE_NOT_SATISFIABLE);
 
-    let metrics_after = http
-        .get(server.url("/metrics"))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    // Job metrics and audit records are written just after the answers: wait for them
+    // (bounded).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let metrics_after = loop {
+        let text = http
+            .get(server.url("/metrics"))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
+        if text.contains("fzip_jobs_total{") || Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
     assert!(
         !metrics_before.contains("fzip_jobs_total{"),
         "{metrics_before}"
@@ -1020,27 +1029,38 @@ fn openapi_metrics_audit_and_conventions() {
     assert!(metrics_after.contains("fzip_package_bytes"));
     assert!(metrics_after.contains("fzip_entities_processed_total"));
 
-    let audit: Value =
-        serde_json::from_str(&env.cli_ok(&["--json", "audit", "--user", "alice"])).unwrap();
-    let actions: Vec<String> = audit["records"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            format!(
-                "{}:{}",
-                r["action"].as_str().unwrap(),
-                r["outcome"].as_str().unwrap()
-            )
-        })
-        .collect();
-    for expected in [
+    let actions = || -> Vec<String> {
+        let audit: Value =
+            serde_json::from_str(&env.cli_ok(&["--json", "audit", "--user", "alice"])).unwrap();
+        audit["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                format!(
+                    "{}:{}",
+                    r["action"].as_str().unwrap(),
+                    r["outcome"].as_str().unwrap()
+                )
+            })
+            .collect()
+    };
+    let expected = [
         "backup.create:ok",
         "backup.backup:completed",
         "package.download:ok",
         "import.cancel:ok",
         "import.cancel:INVALID_STATE",
-    ] {
+    ];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let actions = loop {
+        let a = actions();
+        if expected.iter().all(|e| a.iter().any(|x| x == e)) || Instant::now() > deadline {
+            break a;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    for expected in expected {
         assert!(
             actions.iter().any(|a| a == expected),
             "audit lacks {expected}: {actions:?}"
