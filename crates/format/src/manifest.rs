@@ -176,7 +176,11 @@ impl Manifest {
         let digest = sha256(&bytes);
         let real = format_checksum(&digest);
         let ph = placeholder();
-        if let Some(at) = find(&bytes, ph.as_bytes()) {
+        // The key and its quotes, which no string value can hold unescaped: a description
+        // holding the placeholder's text must not receive the checksum.
+        let field = format!("\"{MANIFEST_CHECKSUM_KEY}\": \"{ph}\"");
+        if let Some(at) = find(&bytes, field.as_bytes()) {
+            let at = at + field.len() - 1 - ph.len();
             bytes[at..at + ph.len()].copy_from_slice(real.as_bytes());
         }
         self.manifest_checksum = real;
