@@ -425,3 +425,57 @@ fn a_backup_missing_a_statement_file_is_never_excellent_and_counts_what_it_holds
     assert!(q["completeness_score"].as_f64().unwrap() < 100.0, "{q}");
     assert!(q["data_integrity_score"].as_f64().unwrap() < 100.0, "{q}");
 }
+
+mod support;
+
+#[test]
+fn the_service_fails_a_backup_of_an_empty_profile_with_profile_empty() {
+    let env = support::Env::new();
+    env.cli_ok(&[
+        "-q",
+        "demo-profile",
+        "--user",
+        "alice",
+        "--transactions",
+        "20",
+    ]);
+    let server = env.serve_on("127.0.0.1:0", &[], &[], &env.data());
+    let token = env.token("nobody");
+    let http = reqwest::blocking::Client::new();
+    let run = |body: Value| -> Value {
+        let created: Value = http
+            .post(server.url("/fzip/backup"))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        let id = created["backupId"].as_str().unwrap().to_string();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        loop {
+            let v: Value = http
+                .get(server.url(&format!("/fzip/backup/{id}/status")))
+                .bearer_auth(&token)
+                .send()
+                .unwrap()
+                .json()
+                .unwrap();
+            let status = v["status"].as_str().unwrap_or("").to_string();
+            if status != "backup_initiated" && status != "backup_processing" {
+                return v;
+            }
+            assert!(std::time::Instant::now() < deadline, "{v}");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    };
+    let refused = run(serde_json::json!({}));
+    assert_eq!(refused["status"], "backup_failed", "{refused}");
+    assert_eq!(refused["errorCode"], "PROFILE_EMPTY", "{refused}");
+    let allowed = run(serde_json::json!({ "allowEmpty": true }));
+    assert_eq!(allowed["status"], "backup_completed", "{allowed}");
+    assert_eq!(
+        allowed["validation"]["overall_quality"], "poor",
+        "{allowed}"
+    );
+}

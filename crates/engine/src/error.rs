@@ -176,7 +176,7 @@ pub fn invalid_summary(report: &VerifyReport, listed: usize) -> String {
         out.push_str(" — ");
         out.push_str(&shown.join("; "));
     }
-    if more > 0 {
+    if more > 0 && listed > 0 {
         out.push_str(&format!(
             "; and {more} more error{}",
             if more == 1 { "" } else { "s" }
