@@ -1727,6 +1727,15 @@ mod tests {
     use super::*;
     use fzip_store::jobs::JobStatus as S;
 
+    #[test]
+    fn sizes_and_days_read_as_housef3_shows_them() {
+        assert_eq!(human_size(0), "0 B");
+        assert_eq!(human_size(1023), "1023 B");
+        assert_eq!(human_size(1536), "1.5 KB");
+        assert_eq!(human_size(25 << 20), "25.0 MB");
+        assert_eq!(iso_day(1_705_312_500_000).as_deref(), Some("2024-01-15"));
+    }
+
     fn restore_job(status: JobStatus) -> Job {
         let mut j = Job::new("j", "u", JobType::Restore, status, 0);
         j.package_key = Some("uploads/u/j.fzip".into());

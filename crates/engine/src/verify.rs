@@ -1073,3 +1073,32 @@ fn check_counts(c: &mut Checker<'_>, declared: &BTreeMap<EntityKind, u64>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn category_nodes_have_levels_and_children() {
+        let mut c: HashMap<String, (String, Option<String>)> = HashMap::new();
+        c.insert("r".into(), ("Root".into(), None));
+        c.insert("a".into(), ("A".into(), Some("r".into())));
+        c.insert("b".into(), ("B".into(), Some("r".into())));
+        c.insert("aa".into(), ("AA".into(), Some("a".into())));
+        c.insert("o".into(), ("Orphan".into(), Some("missing".into())));
+        c.insert("x".into(), ("X".into(), Some("y".into())));
+        c.insert("y".into(), ("Y".into(), Some("x".into())));
+        let nodes = category_nodes(&c);
+        let by: HashMap<&str, (u64, u64)> = nodes
+            .iter()
+            .map(|n| (n.name.as_str(), (n.level, n.children)))
+            .collect();
+        assert_eq!(by["Root"], (0, 2));
+        assert_eq!(by["A"], (1, 1));
+        assert_eq!(by["AA"], (2, 0));
+        assert_eq!(by["Orphan"], (0, 0));
+        // A cycle ends the walk instead of looping.
+        assert!(by["X"].0 <= 7 && by["Y"].1 == 1);
+        assert_eq!(nodes[0].level, 0, "parents first");
+    }
+}
