@@ -666,7 +666,6 @@ impl Out {
     }
 }
 
-/// The backup quality block (the manifest's `validation`), for reading.
 /// Values HouseF3's own models would refuse: warnings, listed after the problems.
 fn housef3_lines(r: &VerifyReport) {
     let n = r.housef3_warnings.len() as u64 + r.housef3_warnings_omitted;
@@ -682,6 +681,7 @@ fn housef3_lines(r: &VerifyReport) {
     }
 }
 
+/// The backup quality block (the manifest's `validation`), for reading.
 fn quality_lines(q: &Value) {
     let Some(overall) = q.get("overall_quality").and_then(Value::as_str) else {
         return;
