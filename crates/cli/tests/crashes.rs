@@ -277,7 +277,7 @@ fn wait_claimed_by(stores: &Stores, user: &str, id: &str, server: &Server) {
         if job.work.is_none()
             || job
                 .lease_owner
-                .as_ref()
+                .as_deref()
                 .is_some_and(|o| o.starts_with(&owner))
         {
             return;
@@ -395,8 +395,11 @@ fn killed_twice(env: Env, label: &str) {
             Some("restore_completed") => {
                 completed += 1;
                 assert!(committed, "trial {trial}: completed without a commit: {v}");
+                // (Analytics are recomputed by the restore, not copied.)
                 for (k, n) in counts.as_object().unwrap() {
-                    assert_eq!(&summary[k], n, "trial {trial}: {k} of {summary}");
+                    if k != "analytics" {
+                        assert_eq!(&summary[k], n, "trial {trial}: {k} of {summary}");
+                    }
                 }
             }
             Some("restore_failed") => {
