@@ -125,7 +125,7 @@ mod tests {
     #[test]
     fn one_record_per_counter_and_minute() {
         let r = Refusals::default();
-        let t0 = 1_700_000_040_000; // some minute
+        let t0: i64 = 1_700_000_040_000; // some minute
         let minute = t0 - t0.rem_euclid(MINUTE_MS);
         for i in 0..1000 {
             assert!(r.note(minute + i, AUTH_REFUSED, "-", "expired").is_empty());
