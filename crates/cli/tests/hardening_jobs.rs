@@ -97,7 +97,7 @@ impl<'a> Api<'a> {
     }
 
     fn backup(&self) -> String {
-        let (code, v) = self.post("/fzip/backup", json!({}));
+        let (code, v) = self.post("/fzip/backup", json!({"allowEmpty": true}));
         assert_eq!(code, StatusCode::ACCEPTED, "{v}");
         v["backupId"].as_str().unwrap().to_string()
     }
@@ -237,7 +237,7 @@ fn three_hundred_jobs_from_one_user(env: Env) {
                         if results.lock().unwrap().len() >= 300 {
                             break;
                         }
-                        let r = api.post_raw(path, json!({}), None);
+                        let r = api.post_raw(path, json!({"allowEmpty": true}), None);
                         let retry = r
                             .headers()
                             .get("retry-after")
@@ -393,7 +393,7 @@ fn staged_bytes_are_limited_per_user(env: Env) {
     let api = Api::new(&server, env.token("hoarder"));
     let mut sizes = Vec::new();
     let refused = loop {
-        let (code, v) = api.post("/fzip/backup", json!({}));
+        let (code, v) = api.post("/fzip/backup", json!({"allowEmpty": true}));
         if code == StatusCode::TOO_MANY_REQUESTS {
             break v;
         }
@@ -701,12 +701,15 @@ fn long_text_fields_are_refused_at_the_request(env: Env) {
     let api = Api::new(&server, env.token("verbose"));
     let (code, v) = api.post(
         "/fzip/backup",
-        json!({ "description": "d".repeat(1 << 20) }),
+        json!({ "allowEmpty": true, "description": "d".repeat(1 << 20) }),
     );
     assert_eq!(code, StatusCode::BAD_REQUEST, "{v}");
     assert_eq!(v["field"], "description");
     assert!(v["message"].as_str().unwrap().contains("description"));
-    let (code, v) = api.post("/fzip/backup", json!({ "description": "é".repeat(1000) }));
+    let (code, v) = api.post(
+        "/fzip/backup",
+        json!({ "allowEmpty": true, "description": "é".repeat(1000) }),
+    );
     assert_eq!(code, StatusCode::ACCEPTED, "{v}");
     let done = api.wait_backup(v["backupId"].as_str().unwrap());
     assert_eq!(done["status"], "backup_completed");
@@ -722,8 +725,8 @@ fn long_text_fields_are_refused_at_the_request(env: Env) {
 fn idempotency_keys_are_scoped_to_the_route(env: Env) {
     let server = serve(&env, &[]);
     let api = Api::new(&server, env.token("retrier"));
-    let backup = json_of(api.post_raw("/fzip/backup", json!({}), Some("k-1"))).1;
-    let again = json_of(api.post_raw("/fzip/backup", json!({}), Some("k-1"))).1;
+    let backup = json_of(api.post_raw("/fzip/backup", json!({"allowEmpty": true}), Some("k-1"))).1;
+    let again = json_of(api.post_raw("/fzip/backup", json!({"allowEmpty": true}), Some("k-1"))).1;
     assert_eq!(backup["backupId"], again["backupId"]);
     let import = json_of(api.post_raw("/fzip/import", json!({}), Some("k-1")));
     assert_eq!(import.0, StatusCode::ACCEPTED, "{}", import.1);
@@ -733,11 +736,12 @@ fn idempotency_keys_are_scoped_to_the_route(env: Env) {
     assert_eq!(code, StatusCode::OK, "{v}");
     let url = json_of(api.post_raw("/fzip/import/upload-url", json!({}), Some("k-1"))).1;
     assert_ne!(url["jobId"].as_str().unwrap(), import_id);
-    let export = json_of(api.post_raw("/fzip/export", json!({}), Some("k-1"))).1;
+    let export = json_of(api.post_raw("/fzip/export", json!({"allowEmpty": true}), Some("k-1"))).1;
     assert_ne!(export["exportId"], backup["backupId"]);
     // Another user's same key is theirs.
     let other = Api::new(&server, env.token("someone-else"));
-    let theirs = json_of(other.post_raw("/fzip/backup", json!({}), Some("k-1"))).1;
+    let theirs =
+        json_of(other.post_raw("/fzip/backup", json!({"allowEmpty": true}), Some("k-1"))).1;
     assert_ne!(theirs["backupId"], backup["backupId"]);
 }
 
@@ -754,7 +758,7 @@ fn server_time(v: &Value) -> i64 {
 /// time alone.
 fn another_users_backup_is_not_starved(env: Env) {
     demo(&env, "flood", 300, 1);
-    demo(&env, "victim", 5_000, 2);
+    demo(&env, "victim", 20_000, 2);
     let server = serve(&env, &["--workers", "2", "--max-jobs-per-user", "300"]);
     let flood = Api::new(&server, env.token("flood"));
     let victim = Api::new(&server, env.token("victim"));

@@ -479,3 +479,29 @@ fn the_service_fails_a_backup_of_an_empty_profile_with_profile_empty() {
         "{allowed}"
     );
 }
+
+#[test]
+fn blob_storage_failing_during_a_backup_is_an_infrastructure_failure_not_missing_files() {
+    let f = Fzip::new();
+    f.demo("alice", 300, 2);
+    // Alice's statement files cannot be read: where her blob folder is, there is now a file
+    // (a store that fails, not a file that is missing).
+    let folder = f.path("data/blobs/users/alice");
+    std::fs::rename(&folder, f.path("alice-blobs-moved")).unwrap();
+    std::fs::write(&folder, b"in the way").unwrap();
+    let a = f.path("a.fzip");
+    // Even when asked to continue past missing files: a failing store is not a missing file.
+    let doc = f.json(
+        5,
+        &[
+            "backup",
+            "--user",
+            "alice",
+            "-o",
+            s(&a),
+            "--continue-on-missing-files",
+        ],
+    );
+    assert_eq!(doc["error"], "STORAGE_UNAVAILABLE", "{doc}");
+    assert!(!a.exists(), "no package may be left behind");
+}

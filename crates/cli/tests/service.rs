@@ -1202,7 +1202,15 @@ fn rs256_tokens_from_a_jwks_url() {
                 "other-key",
             ),
         ),
-        ("HS256 with the local secret", env.token("u1")),
+        (
+            "HS256 with a shared secret",
+            jsonwebtoken::encode(
+                &jsonwebtoken::Header::default(),
+                &json!({"sub": "u1", "exp": now + 600, "iss": issuer, "aud": "app-client"}),
+                &jsonwebtoken::EncodingKey::from_secret(&[7u8; 32]),
+            )
+            .unwrap(),
+        ),
     ] {
         assert_eq!(call(&token), StatusCode::UNAUTHORIZED, "{what}");
     }

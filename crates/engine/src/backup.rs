@@ -811,6 +811,9 @@ pub fn backup<W: Write + Seek>(
                     other => other.to_string(),
                 }),
             Err(StoreError::BlobNotFound(_)) => Err(format!("missing from blob storage ({key})")),
+            // Blob storage itself failing (down, unreachable, refusing) is not one missing file:
+            // the backup stops as an infrastructure failure, even with continue-on-missing-files.
+            Err(e @ (StoreError::Blob(_) | StoreError::Io(_))) => return Err(e.into()),
             Err(e) => Err(format!("cannot be read from blob storage: {e}")),
         };
         match result {

@@ -281,7 +281,7 @@ pub async fn upload(
         .and_then(|v| v.parse::<u64>().ok())
         && len > max.saturating_add(64 << 10)
     {
-        return Err(too_large(max));
+        return Err(refuse(request, too_large(max)).await);
     }
     // The job must still be waiting for its package.
     let job = state
@@ -289,20 +289,28 @@ pub async fn upload(
             let g = grant.clone();
             move |s| Ok(s.jobs.get_job(&g.user, &g.job)?)
         })
-        .await?
-        .ok_or_else(|| ApiError::not_found("the job this upload belongs to no longer exists"))?;
+        .await?;
+    let Some(job) = job else {
+        let gone = ApiError::not_found("the job this upload belongs to no longer exists");
+        return Err(refuse(request, gone).await);
+    };
     if job.status != statuses(job.job_type).initial || job.package_key.is_some() {
-        return Err(ApiError::conflict(format!(
+        let late = ApiError::conflict(format!(
             "job {} does not expect an upload now (it is {})",
             job.job_id,
             job.status.as_str()
-        )));
+        ));
+        return Err(refuse(request, late).await);
     }
     // Per-user limits: uploads at once, and the storage the user's packages take.
     let user_limits = state.config.user_limits.clone();
-    let _slot = state
+    let _slot = match state
         .limiter
-        .start_upload(&grant.user, user_limits.max_concurrent_uploads)?;
+        .start_upload(&grant.user, user_limits.max_concurrent_uploads)
+    {
+        Ok(slot) => slot,
+        Err(e) => return Err(refuse(request, e).await),
+    };
     let staged = state
         .blocking({
             let user = grant.user.clone();
@@ -323,7 +331,7 @@ pub async fn upload(
         .and_then(|v| v.parse::<u64>().ok())
         && len > max.saturating_add(64 << 10)
     {
-        return Err(over());
+        return Err(refuse(request, over()).await);
     }
     let is_form = request
         .headers()
@@ -465,6 +473,25 @@ async fn delete_blob(state: &AppState, key: &str) -> ApiResult<()> {
 }
 
 use axum::extract::FromRequest;
+
+/// An upload refused before its body was read: up to 1 MiB of the body is read (and dropped),
+/// for at most a second, so that a client still sending a small package gets the answer instead
+/// of a connection reset. Larger bodies are not read further: the connection closes.
+async fn refuse(request: axum::extract::Request, error: ApiError) -> ApiError {
+    use futures::StreamExt;
+    let mut body = request.into_body().into_data_stream();
+    let mut left: usize = 1 << 20;
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), async {
+        while left > 0 {
+            match body.next().await {
+                Some(Ok(chunk)) => left = left.saturating_sub(chunk.len()),
+                _ => break,
+            }
+        }
+    })
+    .await;
+    error
+}
 
 #[cfg(test)]
 mod tests {
