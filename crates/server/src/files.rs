@@ -352,8 +352,18 @@ pub async fn upload(
             let name = field.name().unwrap_or("").to_string();
             if name == "file" {
                 let stream = field.map_err(|e| e.to_string());
-                stored =
-                    Some(store_stream(&state, &grant.key, Box::pin(stream), max, &over).await?);
+                match store_stream(&state, &grant.key, Box::pin(stream), max, &over).await {
+                    Ok(v) => stored = Some(v),
+                    Err(e) => {
+                        // Refused midway (over a limit, not a package): read and drop what the
+                        // client is still sending, for at most a second, so that it gets the
+                        // answer rather than a reset connection.
+                        let drain = async { while let Ok(Some(_)) = form.next_field().await {} };
+                        let _ =
+                            tokio::time::timeout(std::time::Duration::from_secs(1), drain).await;
+                        return Err(e);
+                    }
+                }
                 break;
             }
             let value = field.text().await.unwrap_or_default();
